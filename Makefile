@@ -1,0 +1,64 @@
+# The two commands a newcomer needs: `make demo` (set up everything, run every DAG) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVICES := scripts/services
+# Every Airflow command runs with the local environment (AIRFLOW_HOME in .state/, ports, ...).
+WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" &&
+
+.PHONY: help setup services-up services-down services-status airflow-init settings demo test test-unit \
+        lint standalone bench bench-dump bench-sync bench-offload clean
+
+help:
+	@echo "make demo            set up everything and run every DAG once (airflow dags test)"
+	@echo "make test            start the services and run all tests"
+	@echo "make standalone      run the Airflow UI at http://127.0.0.1:58080 (airflow standalone)"
+	@echo "make services-down   stop the local services"
+	@echo "make bench           run the benchmarks (bench/)"
+
+$(PY): pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install -q uv
+	uv venv -q --allow-existing --python 3.11 $(VENV)
+	uv pip install -q --python $(PY) --compile-bytecode -e '.[dev]'
+	@touch $(PY)
+
+setup: $(PY)
+
+services-up: setup
+	bash $(SERVICES) up
+
+services-down:
+	bash $(SERVICES) down
+
+services-status:
+	bash $(SERVICES) status
+
+# Create/upgrade the SQLite metadata DB and load airflow_settings.yaml (idempotent).
+airflow-init: setup
+	$(WITH_ENV) mkdir -p "$$AIRFLOW_HOME" && airflow db migrate >"$$AIRFLOW_HOME/db-migrate.log" 2>&1 \
+		|| { tail -n 30 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+	$(WITH_ENV) python -m datamover.settings_loader airflow_settings.yaml
+
+settings: airflow-init
+
+demo: services-up airflow-init
+	$(WITH_ENV) bash scripts/demo
+
+test: services-up airflow-init
+	$(WITH_ENV) python -m pytest
+
+test-unit: setup
+	$(WITH_ENV) python -m pytest tests/unit tests/dags
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+standalone: services-up airflow-init
+	$(WITH_ENV) airflow standalone
+
+clean: services-down
+	rm -rf .state

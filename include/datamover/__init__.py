@@ -1,0 +1,1 @@
+"""datamover: hooks, operators, sensors and pure transfer logic for the project DAGs."""

@@ -1,0 +1,1 @@
+"""Pure ark logic: no Airflow imports."""

@@ -1,0 +1,40 @@
+"""Prometheus Pushgateway from an Airflow `http` connection (host, port, schema http/https)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+from datamover.hooks.base import DataMoverHook
+
+
+class PushgatewayHook(DataMoverHook):
+    conn_name_attr = "pushgateway_conn_id"
+    default_conn_name = "pushgateway_default"
+    conn_type = "http"
+    hook_name = "Prometheus Pushgateway"
+
+    @property
+    def url(self) -> str:
+        c = self.connection
+        scheme = c.schema or "http"
+        host = c.host or "localhost"
+        if "://" in host:
+            return host.rstrip("/")
+        return f"{scheme}://{host}:{c.port or 9091}"
+
+    def push(self, registry: CollectorRegistry, job: str, grouping_key: Mapping[str, str] | None = None) -> None:
+        """Replace the metrics of (job, grouping_key) with those in `registry`."""
+        push_to_gateway(self.url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=10)
+
+    def check(self) -> str:
+        registry = CollectorRegistry()
+        Gauge("datamover_connectivity_check_timestamp_seconds", "Last successful connectivity check",
+              registry=registry).set_to_current_time()
+        try:
+            self.push(registry, job="datamover_connectivity_check")
+        except OSError as exc:
+            raise self.failure(f"cannot push to the Pushgateway at {self.url}: {exc}",
+                               "check host, port and schema of the connection") from None
+        return f"Pushgateway at {self.url}: push accepted"

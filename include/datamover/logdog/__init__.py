@@ -1,0 +1,1 @@
+"""Pure logdog logic: no Airflow imports."""

@@ -1,0 +1,1 @@
+"""Pure streams logic: no Airflow imports."""

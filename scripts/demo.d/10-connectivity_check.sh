@@ -1,0 +1,2 @@
+# Preflight: every connection answers.
+run_dag connectivity_check

@@ -1,0 +1,74 @@
+# Shared settings for scripts/services and its per-service modules (sourced, not run).
+# Every service keeps its state under $STATE_DIR/<service>, binds 127.0.0.1 only,
+# and records the pids it started in $STATE_DIR/<service>/*.pid so `down` stops only its own processes.
+
+ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE_DIR="${DATAMOVER_STATE_DIR:-$ROOT_DIR/.state}"
+SERVICES_DIR="$STATE_DIR/services"
+CACHE_DIR="$STATE_DIR/cache"
+
+# Loopback ports, all off the services' defaults so a developer's own servers keep theirs.
+PG_PORT="${DATAMOVER_PG_PORT:-55432}"
+KAFKA_PORT="${DATAMOVER_KAFKA_PORT:-59092}"
+KAFKA_CONTROLLER_PORT="${DATAMOVER_KAFKA_CONTROLLER_PORT:-59093}"
+CEPH_MON_PORT="${DATAMOVER_CEPH_MON_PORT:-56789}"
+CEPH_RGW_PORT="${DATAMOVER_CEPH_RGW_PORT:-57480}"
+MOTO_PORT="${DATAMOVER_MOTO_PORT:-55000}"
+PUSHGATEWAY_PORT="${DATAMOVER_PUSHGATEWAY_PORT:-59091}"
+
+# Fixed local test credentials (never used outside loopback).
+PG_USER="datamover"
+PG_PASSWORD="datamover-local"
+PG_DATABASE="datamover"
+CEPH_ACCESS_KEY="CEPHLOCALTESTKEY0001"
+CEPH_SECRET_KEY="ceph-local-test-secret-key-not-for-production"
+AWS_TEST_ACCESS_KEY="AKIALOCALTESTKEY0001"
+AWS_TEST_SECRET_KEY="aws-local-test-secret-key-not-for-production"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# pid_alive FILE: true when FILE holds the pid of a running process.
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pidfile FILE [SECONDS]: TERM the recorded process, KILL it after SECONDS, remove the file.
+stop_pidfile() {
+    local file="$1" wait_s="${2:-20}" pid i
+    [ -s "$file" ] || { rm -f "$file"; return 0; }
+    pid="$(cat "$file")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < wait_s * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
+}
+
+# wait_port PORT SECONDS NAME: wait until something accepts TCP connections on 127.0.0.1:PORT.
+wait_port() {
+    local port="$1" secs="$2" name="$3" i
+    for ((i = 0; i < secs * 10; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# port_busy PORT: true when something already listens on 127.0.0.1:PORT.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# apt_install PKG...: install missing Debian packages (root or sudo), once.
+apt_install() {
+    local missing=() p
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing Debian packages: ${missing[*]}"
+    if [ ! -f "$STATE_DIR/.apt-updated" ] || [ -n "$(find "$STATE_DIR/.apt-updated" -mmin +720 2>/dev/null)" ]; then
+        $sudo apt-get update -qq >&2 || die "apt-get update failed"
+        mkdir -p "$STATE_DIR" && touch "$STATE_DIR/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
+        || die "apt-get install ${missing[*]} failed"
+}

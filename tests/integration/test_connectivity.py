@@ -1,0 +1,74 @@
+"""The hooks against the real local services, and the connectivity_check DAG end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from datamover.errors import ConnectionCheckError
+from datamover.hooks.kafka import KafkaHook
+from datamover.hooks.postgres import PostgresHook
+from datamover.hooks.pushgateway import PushgatewayHook
+from datamover.hooks.s3 import ObjectStoreHook
+from tests.conftest import run_airflow
+
+pytestmark = pytest.mark.integration
+
+
+def test_postgres_hook_queries() -> None:
+    hook = PostgresHook("egress_postgres")
+    with hook.connect() as conn:
+        assert conn.execute("SELECT 40 + 2").fetchone()[0] == 42
+    assert "55432" in hook.describe() and "datamover-local" not in hook.describe()
+
+
+@pytest.mark.parametrize("conn_id", ["aws_default", "egress_output"])
+def test_object_store_round_trip(conn_id: str) -> None:
+    client = ObjectStoreHook(conn_id).client()
+    bucket = f"connectivity-{conn_id.replace('_', '-')}"
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    client.put_object(Bucket=bucket, Key="dir/hello world+%.txt", Body=b"hello")
+    assert client.get_object(Bucket=bucket, Key="dir/hello world+%.txt")["Body"].read() == b"hello"
+    client.delete_object(Bucket=bucket, Key="dir/hello world+%.txt")
+
+
+def test_kafka_hook_creates_topic_once() -> None:
+    hook = KafkaHook("kafka_default")
+    topic = "datamover.test.connectivity"
+    hook.ensure_topics([topic])
+    assert hook.ensure_topics([topic]) == []
+    assert topic in hook.admin().list_topics(timeout=10).topics
+
+
+def test_pushgateway_hook_push_is_visible() -> None:
+    import urllib.request
+
+    hook = PushgatewayHook("pushgateway_default")
+    hook.check()
+    with urllib.request.urlopen(f"{hook.url}/metrics", timeout=10) as response:
+        assert b"datamover_connectivity_check_timestamp_seconds" in response.read()
+
+
+def test_wrong_port_names_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_S3",
+                       '{"conn_type": "aws", "login": "x", "password": "y", '
+                       '"extra": {"endpoint_url": "http://127.0.0.1:1"}}')
+    with pytest.raises(ConnectionCheckError, match=r"Connection 'broken_s3': cannot reach http://127.0.0.1:1"):
+        ObjectStoreHook("broken_s3").check()
+
+
+def test_wrong_password_names_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_PG",
+                       "postgresql://datamover:wrong-password@127.0.0.1:55432/datamover")
+    with pytest.raises(ConnectionCheckError, match="Connection 'broken_pg'") as info:
+        PostgresHook("broken_pg").check()
+    assert "wrong-password" not in str(info.value)
+
+
+def test_connectivity_check_dag_succeeds() -> None:
+    result = run_airflow("dags", "test", "connectivity_check")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for conn_id in ("egress_postgres", "aws_default", "egress_output", "kafka_default", "pushgateway_default"):
+        assert f"Connection '{conn_id}' OK" in result.stdout + result.stderr
