@@ -62,3 +62,4 @@ standalone: services-up airflow-init
 
 clean: services-down
 	rm -rf .state
+-include bench/*.mk
