@@ -28,18 +28,27 @@ AWS_TEST_SECRET_KEY="aws-local-test-secret-key-not-for-production"
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# proc_running PID: true when PID is a live process; an exited one that its parent has not reaped
+# yet (a zombie, state Z) counts as gone, since the sandbox's init reaps orphans only slowly.
+proc_running() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [ "$state" != "Z" ]
+}
+
 # pid_alive FILE: true when FILE holds the pid of a running process.
-pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { [ -s "$1" ] && proc_running "$(cat "$1")"; }
 
 # stop_pidfile FILE [SECONDS]: TERM the recorded process, KILL it after SECONDS, remove the file.
 stop_pidfile() {
     local file="$1" wait_s="${2:-20}" pid i
     [ -s "$file" ] || { rm -f "$file"; return 0; }
     pid="$(cat "$file")"
-    if kill -0 "$pid" 2>/dev/null; then
+    if proc_running "$pid"; then
         kill "$pid" 2>/dev/null || true
-        for ((i = 0; i < wait_s * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+        for ((i = 0; i < wait_s * 10; i++)); do proc_running "$pid" || break; sleep 0.1; done
+        proc_running "$pid" && kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$file"
 }
