@@ -31,7 +31,8 @@ with DAG(
 Run this first on a new deployment. One task per connection does one cheap real request:
 a query (PostgreSQL), ListBuckets (S3 and Ceph), cluster metadata (Kafka), a metric push
 (Pushgateway). A failed task names the connection and what to fix in it.
-Connections: """ + ", ".join(f"`{c}`" for c in CONNECTIONS),
+Connections: """
+    + ", ".join(f"`{c}`" for c in CONNECTIONS),
 ):
     for conn_id in CONNECTIONS:
         ConnectionCheckOperator(task_id=f"check_{conn_id}", conn_id=conn_id)

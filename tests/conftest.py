@@ -18,18 +18,28 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _services_env() -> dict[str, str]:
-    out = subprocess.run(["bash", str(ROOT / "scripts/services"), "env"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts/services"), "env"], check=True, capture_output=True, text=True
+    ).stdout
     env: dict[str, str] = {}
     for line in out.splitlines():
         if line.startswith("export "):
-            for assignment in shlex.split(line[len("export "):]):
+            for assignment in shlex.split(line[len("export ") :]):
                 key, _, value = assignment.partition("=")
                 env[key] = value
     return env
 
 
-for _key, _value in _services_env().items():
+def _settings_connections_env() -> dict[str, str]:
+    """AIRFLOW_CONN_<ID> JSON for each connection in airflow_settings.yaml: hooks used directly by
+    tests run outside a task, where the task SDK reads connections from env/secrets, not the DB."""
+    from datamover.settings_loader import connection_json, read_settings
+
+    settings = read_settings(ROOT / "airflow_settings.yaml")
+    return {f"AIRFLOW_CONN_{c['conn_id'].upper()}": connection_json(c) for c in settings["connections"]}
+
+
+for _key, _value in {**_services_env(), **_settings_connections_env()}.items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PATH", "")
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -42,5 +52,10 @@ def root() -> Path:
 
 def run_airflow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the Airflow CLI of this venv with the project's environment; output captured."""
-    return subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], capture_output=True,
-                          text=True, timeout=timeout, env=os.environ.copy())
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )

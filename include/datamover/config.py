@@ -26,7 +26,9 @@ def load_yaml(path: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"Config file {path} does not exist: create it or point the DAG param at one.") from None
+        raise ConfigError(
+            f"Config file {path} does not exist: create it or point the DAG param at one."
+        ) from None
     except OSError as exc:
         raise ConfigError(f"Config file {path} cannot be read: {exc.strerror}.") from None
     try:
@@ -60,11 +62,13 @@ def read_fields(data: Any, fields: list[FieldSpec], where: str) -> dict[str, Any
     known = {f.name for f in fields}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                          f"allowed keys are {', '.join(sorted(known))}.")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed keys are {', '.join(sorted(known))}."
+        )
     out: dict[str, Any] = {}
     for spec in fields:
-        if spec.name not in data or data[spec.name] is None and not spec.required:
+        if spec.name not in data or (data[spec.name] is None and not spec.required):
             if spec.required:
                 hint = f" ({spec.help})" if spec.help else ""
                 raise ConfigError(f"{where}: required key {spec.name!r} is missing{hint}.")
@@ -74,8 +78,10 @@ def read_fields(data: Any, fields: list[FieldSpec], where: str) -> dict[str, Any
         # bool is an int subclass: refuse True where a number is expected, and 1 where a flag is.
         bad_bool = isinstance(value, bool) and bool not in _as_tuple(spec.kind)
         if bad_bool or not isinstance(value, spec.kind):
-            raise ConfigError(f"{where}: key {spec.name!r} must be {_kind_name(spec.kind)}, "
-                              f"got {type(value).__name__} {value!r}.")
+            raise ConfigError(
+                f"{where}: key {spec.name!r} must be {_kind_name(spec.kind)}, "
+                f"got {type(value).__name__} {value!r}."
+            )
         if spec.check is not None and (problem := spec.check(value)):
             raise ConfigError(f"{where}: key {spec.name!r} = {value!r} {problem}.")
         out[spec.name] = value
@@ -87,6 +93,12 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {bool: "true/false", int: "a whole number", float: "a number", str: "a string",
-             list: "a list", dict: "a mapping"}
+    names = {
+        bool: "true/false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }
     return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))

@@ -59,8 +59,14 @@ class S3Endpoint:
     def describe(self) -> str:
         return f"connection {self.label!r} ({self.endpoint_url or 'AWS default endpoint'})"
 
-    def client(self, service: str = "s3", max_pool_connections: int = 32,
-               connect_timeout: float = 10, read_timeout: float = 60, retries: int = 5) -> BaseClient:
+    def client(
+        self,
+        service: str = "s3",
+        max_pool_connections: int = 32,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        retries: int = 5,
+    ) -> BaseClient:
         config = Config(
             max_pool_connections=max_pool_connections,
             connect_timeout=connect_timeout,

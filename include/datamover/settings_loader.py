@@ -15,8 +15,14 @@ from typing import Any
 from datamover.config import load_yaml
 from datamover.errors import ConfigError
 
-_CONN_FIELDS = {"conn_type": "conn_type", "conn_host": "host", "conn_schema": "schema", "conn_login": "login",
-                "conn_password": "password", "conn_port": "port"}
+_CONN_FIELDS = {
+    "conn_type": "conn_type",
+    "conn_host": "host",
+    "conn_schema": "schema",
+    "conn_login": "login",
+    "conn_password": "password",
+    "conn_port": "port",
+}
 
 
 def read_settings(path: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -34,6 +40,14 @@ def read_settings(path: str | Path) -> dict[str, list[dict[str, Any]]]:
                 raise ConfigError(f"{path}: airflow.{key}[{i}] needs a {id_field!r}.")
         out[key] = items
     return out
+
+
+def connection_json(item: dict[str, Any]) -> str:
+    """One settings connection in the JSON form Airflow reads from AIRFLOW_CONN_<ID> variables."""
+    fields = {attr: item[key] for key, attr in _CONN_FIELDS.items() if item.get(key) is not None}
+    if item.get("conn_extra"):
+        fields["extra"] = item["conn_extra"]
+    return json.dumps(fields)
 
 
 def apply_settings(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -58,8 +72,12 @@ def apply_settings(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
         Variable.set(item["variable_name"], value if isinstance(value, str) else json.dumps(value))
         done.append(f"variable {item['variable_name']}")
     for item in settings["pools"]:
-        Pool.create_or_update_pool(item["pool_name"], slots=int(item.get("pool_slot", 1)),
-                                   description=item.get("pool_description", ""), include_deferred=False)
+        Pool.create_or_update_pool(
+            item["pool_name"],
+            slots=int(item.get("pool_slot", 1)),
+            description=item.get("pool_description", ""),
+            include_deferred=False,
+        )
         done.append(f"pool {item['pool_name']} ({item.get('pool_slot', 1)} slots)")
     return done
 

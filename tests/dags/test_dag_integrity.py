@@ -49,7 +49,10 @@ def test_default_args_set(dagbag: DagBag, attr: str) -> None:
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:
             value = getattr(task, attr)
-            assert value not in (None, "airflow") if attr == "owner" else value is not None, (dag_id, task.task_id)
+            assert value not in (None, "airflow") if attr == "owner" else value is not None, (
+                dag_id,
+                task.task_id,
+            )
 
 
 def test_tags_and_docs(dagbag: DagBag) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from datamover.errors import ConnectionCheckError
@@ -25,10 +27,8 @@ def test_postgres_hook_queries() -> None:
 def test_object_store_round_trip(conn_id: str) -> None:
     client = ObjectStoreHook(conn_id).client()
     bucket = f"connectivity-{conn_id.replace('_', '-')}"
-    try:
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
         client.create_bucket(Bucket=bucket)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
     client.put_object(Bucket=bucket, Key="dir/hello world+%.txt", Body=b"hello")
     assert client.get_object(Bucket=bucket, Key="dir/hello world+%.txt")["Body"].read() == b"hello"
     client.delete_object(Bucket=bucket, Key="dir/hello world+%.txt")
@@ -52,16 +52,21 @@ def test_pushgateway_hook_push_is_visible() -> None:
 
 
 def test_wrong_port_names_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_S3",
-                       '{"conn_type": "aws", "login": "x", "password": "y", '
-                       '"extra": {"endpoint_url": "http://127.0.0.1:1"}}')
-    with pytest.raises(ConnectionCheckError, match=r"Connection 'broken_s3': cannot reach http://127.0.0.1:1"):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BROKEN_S3",
+        '{"conn_type": "aws", "login": "x", "password": "y", '
+        '"extra": {"endpoint_url": "http://127.0.0.1:1"}}',
+    )
+    with pytest.raises(
+        ConnectionCheckError, match=r"Connection 'broken_s3': cannot reach http://127.0.0.1:1"
+    ):
         ObjectStoreHook("broken_s3").check()
 
 
 def test_wrong_password_names_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_BROKEN_PG",
-                       "postgresql://datamover:wrong-password@127.0.0.1:55432/datamover")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BROKEN_PG", "postgresql://datamover:wrong-password@127.0.0.1:55432/datamover"
+    )
     with pytest.raises(ConnectionCheckError, match="Connection 'broken_pg'") as info:
         PostgresHook("broken_pg").check()
     assert "wrong-password" not in str(info.value)
@@ -70,5 +75,11 @@ def test_wrong_password_names_the_connection(monkeypatch: pytest.MonkeyPatch) ->
 def test_connectivity_check_dag_succeeds() -> None:
     result = run_airflow("dags", "test", "connectivity_check")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for conn_id in ("egress_postgres", "aws_default", "egress_output", "kafka_default", "pushgateway_default"):
+    for conn_id in (
+        "egress_postgres",
+        "aws_default",
+        "egress_output",
+        "kafka_default",
+        "pushgateway_default",
+    ):
         assert f"Connection '{conn_id}' OK" in result.stdout + result.stderr

@@ -50,8 +50,11 @@ def test_load_yaml_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "bucket", "prefix"),
-    [("bucket", "bucket", ""), ("s3://b/x/y/", "b", "x/y"), ("b/folder_in_top_level/target", "b",
-                                                              "folder_in_top_level/target")],
+    [
+        ("bucket", "bucket", ""),
+        ("s3://b/x/y/", "b", "x/y"),
+        ("b/folder_in_top_level/target", "b", "folder_in_top_level/target"),
+    ],
 )
 def test_s3_path_parse(text: str, bucket: str, prefix: str) -> None:
     path = S3Path.parse(text)
@@ -68,8 +71,14 @@ def test_s3_path_key_joins_without_double_slashes() -> None:
 def test_project_settings_file_is_valid(tmp_path: Path) -> None:
     settings = read_settings(Path(__file__).resolve().parents[2] / "airflow_settings.yaml")
     ids = {c["conn_id"] for c in settings["connections"]}
-    assert {"egress_postgres", "aws_default", "egress_input", "egress_output", "kafka_default",
-            "pushgateway_default"} <= ids
+    assert {
+        "egress_postgres",
+        "aws_default",
+        "egress_input",
+        "egress_output",
+        "kafka_default",
+        "pushgateway_default",
+    } <= ids
     bad = tmp_path / "s.yaml"
     bad.write_text("airflow:\n  connections:\n    - conn_type: aws\n")
     with pytest.raises(ConfigError, match=r"connections\[0\] needs a 'conn_id'"):

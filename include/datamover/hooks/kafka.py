@@ -25,8 +25,10 @@ class KafkaHook(DataMoverHook):
     def client_config(self) -> dict[str, Any]:
         config = dict(self.connection.extra_dejson or {})
         if not config.get("bootstrap.servers"):
-            raise ConfigError(f"Connection {self.conn_id!r} has no 'bootstrap.servers' in its extra: "
-                              'add {"bootstrap.servers": "host:9092"}.')
+            raise ConfigError(
+                f"Connection {self.conn_id!r} has no 'bootstrap.servers' in its extra: "
+                'add {"bootstrap.servers": "host:9092"}.'
+            )
         return config
 
     def admin(self) -> AdminClient:
@@ -36,8 +38,15 @@ class KafkaHook(DataMoverHook):
         return Producer({"linger.ms": 5, "enable.idempotence": True, **self.client_config(), **overrides})
 
     def consumer(self, group_id: str, **overrides: Any) -> Consumer:
-        return Consumer({"auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         **self.client_config(), "group.id": group_id, **overrides})
+        return Consumer(
+            {
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **self.client_config(),
+                "group.id": group_id,
+                **overrides,
+            }
+        )
 
     def ensure_topics(self, topics: Iterable[str], partitions: int = 1, timeout: float = 15) -> list[str]:
         """Create the topics that do not exist yet; return the ones created."""
@@ -46,9 +55,11 @@ class KafkaHook(DataMoverHook):
         wanted = [t for t in dict.fromkeys(topics) if t not in existing]
         if not wanted:
             return []
-        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=-1)
-                                       for t in wanted], operation_timeout=timeout)
-        for topic, future in futures.items():
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in wanted],
+            operation_timeout=timeout,
+        )
+        for _topic, future in futures.items():
             try:
                 future.result()
             except KafkaException as exc:
@@ -61,6 +72,8 @@ class KafkaHook(DataMoverHook):
             servers = self.client_config()["bootstrap.servers"]
             metadata = self.admin().list_topics(timeout=10)
         except (KafkaException, ConfigError) as exc:
-            raise self.failure(f"no Kafka metadata from the brokers: {exc}",
-                               "check bootstrap.servers and security settings in the extra") from None
+            raise self.failure(
+                f"no Kafka metadata from the brokers: {exc}",
+                "check bootstrap.servers and security settings in the extra",
+            ) from None
         return f"Kafka at {servers}: {len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"

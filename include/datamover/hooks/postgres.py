@@ -48,7 +48,9 @@ class PostgresHook(DataMoverHook):
                 version = conn.execute("SHOW server_version").fetchone()[0]
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise self.failure(f"cannot reach PostgreSQL at {self.describe()}: {reason}",
-                               "check host, port, database, login and password in the connection, "
-                               "and that the server accepts connections from this worker") from None
+            raise self.failure(
+                f"cannot reach PostgreSQL at {self.describe()}: {reason}",
+                "check host, port, database, login and password in the connection, "
+                "and that the server accepts connections from this worker",
+            ) from None
         return f"PostgreSQL {version} at {self.describe()}"

@@ -24,17 +24,26 @@ class PushgatewayHook(DataMoverHook):
             return host.rstrip("/")
         return f"{scheme}://{host}:{c.port or 9091}"
 
-    def push(self, registry: CollectorRegistry, job: str, grouping_key: Mapping[str, str] | None = None) -> None:
+    def push(
+        self, registry: CollectorRegistry, job: str, grouping_key: Mapping[str, str] | None = None
+    ) -> None:
         """Replace the metrics of (job, grouping_key) with those in `registry`."""
-        push_to_gateway(self.url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=10)
+        push_to_gateway(
+            self.url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=10
+        )
 
     def check(self) -> str:
         registry = CollectorRegistry()
-        Gauge("datamover_connectivity_check_timestamp_seconds", "Last successful connectivity check",
-              registry=registry).set_to_current_time()
+        Gauge(
+            "datamover_connectivity_check_timestamp_seconds",
+            "Last successful connectivity check",
+            registry=registry,
+        ).set_to_current_time()
         try:
             self.push(registry, job="datamover_connectivity_check")
         except OSError as exc:
-            raise self.failure(f"cannot push to the Pushgateway at {self.url}: {exc}",
-                               "check host, port and schema of the connection") from None
+            raise self.failure(
+                f"cannot push to the Pushgateway at {self.url}: {exc}",
+                "check host, port and schema of the connection",
+            ) from None
         return f"Pushgateway at {self.url}: push accepted"

@@ -28,8 +28,11 @@ class ObjectStoreHook(DataMoverHook):
     def endpoint(self) -> S3Endpoint:
         c = self.connection
         extra = c.extra_dejson or {}
-        url = self.endpoint_override or extra.get("endpoint_url") or (extra.get("service_config", {})
-                                                                      .get("s3", {}).get("endpoint_url"))
+        url = (
+            self.endpoint_override
+            or extra.get("endpoint_url")
+            or (extra.get("service_config", {}).get("s3", {}).get("endpoint_url"))
+        )
         if url and "://" not in url:
             url = f"http://{url}"  # the ark seed writes `server_endpoint: "127.0.0.1:38317"`
         return S3Endpoint(
@@ -47,8 +50,10 @@ class ObjectStoreHook(DataMoverHook):
         """The connection's `path` extra (bucket or bucket/folder)."""
         raw = (self.connection.extra_dejson or {}).get("path")
         if not raw:
-            raise ConfigError(f"Connection {self.conn_id!r} has no 'path' in its extra: add "
-                              '{"path": "bucket"} or {"path": "bucket/folder"}.')
+            raise ConfigError(
+                f"Connection {self.conn_id!r} has no 'path' in its extra: add "
+                '{"path": "bucket"} or {"path": "bucket/folder"}.'
+            )
         return S3Path.parse(raw)
 
     def client(self, **kwargs: object) -> BaseClient:
@@ -59,12 +64,15 @@ class ObjectStoreHook(DataMoverHook):
         try:
             buckets = endpoint.client(retries=1, connect_timeout=5, read_timeout=15).list_buckets()["Buckets"]
         except EndpointConnectionError:
-            raise self.failure(f"cannot reach {endpoint.endpoint_url or 'AWS S3'}",
-                               "check extra.endpoint_url and that the service is up") from None
+            raise self.failure(
+                f"cannot reach {endpoint.endpoint_url or 'AWS S3'}",
+                "check extra.endpoint_url and that the service is up",
+            ) from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise self.failure(f"S3 refused ListBuckets with {code}",
-                               "check the access key (login) and secret (password)") from None
+            raise self.failure(
+                f"S3 refused ListBuckets with {code}", "check the access key (login) and secret (password)"
+            ) from None
         except BotoCoreError as exc:
             raise self.failure(f"S3 request failed: {exc}", "check the connection's extra") from None
         return f"S3 at {endpoint.endpoint_url or 'AWS'}: {len(buckets)} bucket(s) visible"

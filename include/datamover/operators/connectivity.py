@@ -28,12 +28,14 @@ class ConnectionCheckOperator(BaseOperator):
         except Exception as exc:  # the SDK raises its own AirflowNotFoundException subclasses
             raise ConnectionCheckError(
                 f"Connection {self.conn_id!r} is not defined ({type(exc).__name__}). Fix: add it under "
-                "Admin > Connections, or load airflow_settings.yaml with `make settings`.") from None
+                "Admin > Connections, or load airflow_settings.yaml with `make settings`."
+            ) from None
         hook_class = HOOKS_BY_CONN_TYPE.get(conn.conn_type or "")
         if hook_class is None:
             raise ConnectionCheckError(
                 f"Connection {self.conn_id!r} has type {conn.conn_type!r}, which no check knows. Fix: use "
-                f"one of {', '.join(sorted(HOOKS_BY_CONN_TYPE))}.")
+                f"one of {', '.join(sorted(HOOKS_BY_CONN_TYPE))}."
+            )
         result = hook_class(self.conn_id).check()
         self.log.info("Connection %r OK: %s", self.conn_id, result)
         return result
