@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy.engine
 from airflow.dag_processing.dagbag import DagBag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,11 +18,18 @@ DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 
 @pytest.fixture(scope="module")
 def dagbag(monkeypatch_module: pytest.MonkeyPatch) -> DagBag:
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a DAG file opened a network connection at import: {args!r}")
+    """Parse dags/ with the network and every database client made to fail loudly."""
 
-    monkeypatch_module.setattr(socket.socket, "connect", no_network)
-    monkeypatch_module.setattr(socket, "create_connection", no_network)
+    def refuse(what: str):
+        def _refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"a DAG file did I/O at import: {what} {args!r}")
+
+        return _refuse
+
+    monkeypatch_module.setattr(socket.socket, "connect", refuse("socket connect"))
+    monkeypatch_module.setattr(socket, "create_connection", refuse("socket connect"))
+    monkeypatch_module.setattr(psycopg, "connect", refuse("psycopg.connect"))
+    monkeypatch_module.setattr(sqlalchemy.engine.Engine, "connect", refuse("metadata DB connect"))
     return DagBag(dag_folder=ROOT / "dags")
 
 
