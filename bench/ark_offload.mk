@@ -1,0 +1,3 @@
+# Ark Log offload benchmark: engine vs aws s3 cp vs s5cmd on the moto endpoint (installs awscli in .state/tools).
+bench-offload: services-up
+	$(WITH_ENV) python bench/ark_offload_bench.py
