@@ -1,0 +1,67 @@
+"""egress_sync: mirror the egress dumps from AWS S3 to DataHub's Ceph (the seed's `mc mirror` job)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
+
+from datamover.assets import EGRESS_DUMP_DAILY
+from datamover.dag_defaults import default_args
+from datamover.operators.s3_mirror import S3MirrorOperator, S3MirrorPlanOperator, S3MirrorSummaryOperator
+
+with DAG(
+    dag_id="egress_sync",
+    # Daily (covering the previous day, like egress_dump), and as soon as egress_dump publishes a day.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("30 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+        assets=[EGRESS_DUMP_DAILY],
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # a run aborts unfinished multipart uploads left in its scope by a killed run
+    default_args=default_args(),
+    tags=["egress", "sync", "datamover"],
+    params={
+        "scope": Param(
+            "day", enum=["day", "all"], description="day: only the run's date folder; all: whole tree"
+        ),
+        "remove_extraneous": Param(
+            False, type="boolean", description="Delete destination objects that are not at the source"
+        ),
+        "max_delete": Param(1000, type="integer", minimum=0, description="Safety cap on deletions per shard"),
+        "shards": Param(
+            2, type="integer", minimum=1, maximum=64, description="Parallel copy tasks (key ranges)"
+        ),
+    },
+    doc_md="""
+### egress_sync: S3 -> Ceph mirror
+
+Mirrors connection `egress_input` (AWS S3, extra `path` = bucket or bucket/folder) to `egress_output`
+(DataHub Ceph RGW), like `mc mirror --overwrite input/PATH output/PATH` did, streamed between the two
+clusters (no server-side copy), in parallel across objects and across parts of large objects.
+
+* **plan**: checks both connections (wrong keys fail at once), creates the destination bucket if
+  missing, cuts the key space into `shards` key ranges.
+* **copy** (mapped, pool `s3_transfers`): one shard each; copies missing/changed objects, skips identical
+  ones (size + ETag; multipart sources are copied with their own part layout so ETags match), verifies
+  each copy, aborts unfinished uploads; logs `` `input/<path>` -> `output/<path>` `` per object.
+* **summary**: logs `Total: X MiB, Transferred: Y MiB, Speed: Z MiB/s` and the counts, pushes them to
+  the Pushgateway (job `egress_sync`), returns them.
+
+Params: `scope` (`day` = one date folder `YYYY-MM-DD/`: the date in the dump's asset event, else the
+data interval start as in egress_dump, so `dags test egress_sync 2026-01-06` syncs `2026-01-05/`; `all`),
+`remove_extraneous` (off by default; never after a failed source listing; capped by `max_delete`), `shards`.
+""",
+):
+    plan = S3MirrorPlanOperator(
+        task_id="plan",
+        scope="{{ params.scope }}",
+        shards="{{ params.shards }}",
+        remove_extraneous="{{ params.remove_extraneous }}",
+        max_delete="{{ params.max_delete }}",
+    )
+    copy = S3MirrorOperator.partial(task_id="copy", pool="s3_transfers").expand(shard=plan.output)
+    summary = S3MirrorSummaryOperator(task_id="summary", trigger_rule="all_done")
+    copy >> summary

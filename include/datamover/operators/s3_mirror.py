@@ -1,0 +1,216 @@
+"""Airflow adapters for the S3 -> S3 mirror (datamover.mirror): plan, mapped copy, summary.
+
+plan = S3MirrorPlanOperator(task_id="plan", scope="{{ params.scope }}", shards="{{ params.shards }}")
+copy = S3MirrorOperator.partial(task_id="copy").expand(shard=plan.output)
+copy >> S3MirrorSummaryOperator(task_id="summary", copy_task_id="copy", trigger_rule="all_done")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from datamover.errors import ConfigError, TransferError
+from datamover.hooks.pushgateway import PushgatewayHook
+from datamover.hooks.s3 import ObjectStoreHook
+from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, MirrorResult, Side, check_side
+from datamover.mirror.listing import KeyRange, flatten, list_pages
+from datamover.mirror.metrics import summary_registry
+from datamover.mirror.plan import split_ranges
+
+SHARD_RESULT_KEY = "shard_result"
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _side(conn_id: str, alias: str, pool: int = 48) -> Side:
+    hook = ObjectStoreHook(conn_id)
+    return Side.connect(hook.endpoint(), hook.path(), alias, pool)
+
+
+def _run_date(context: Any) -> str:
+    """The date folder of this run, with egress_dump's convention (folder = data interval start):
+    the date an asset event of the dump carries, else the data interval start, else the logical date,
+    else (a run without either) the day it was queued for."""
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            extra = getattr(event, "extra", None) or {}
+            if extra.get("date"):
+                return str(extra["date"])
+    when = context.get("data_interval_start") or context.get("logical_date") or context["dag_run"].run_after
+    return when.strftime("%Y-%m-%d")
+
+
+class S3MirrorPlanOperator(BaseOperator):
+    """Check both connections (wrong keys fail at once, no retry), create the destination bucket if
+    missing, and cut the source key space into `shards` key ranges: one mapped copy task each."""
+
+    template_fields: Sequence[str] = (
+        "source_conn_id",
+        "dest_conn_id",
+        "scope",
+        "shards",
+        "remove_extraneous",
+        "max_delete",
+    )
+    ui_color = "#e4ecf7"
+
+    def __init__(
+        self,
+        *,
+        source_conn_id: str = "egress_input",
+        dest_conn_id: str = "egress_output",
+        scope: str = "all",
+        shards: int | str = 1,
+        remove_extraneous: bool | str = False,
+        max_delete: int | str = 1000,
+        create_dest_bucket: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_conn_id = source_conn_id
+        self.dest_conn_id = dest_conn_id
+        self.scope = scope
+        self.shards = shards
+        self.remove_extraneous = remove_extraneous
+        self.max_delete = max_delete
+        self.create_dest_bucket = create_dest_bucket
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        scope = str(self.scope or "all").strip()
+        folder = "" if scope == "all" else _run_date(context) if scope == "day" else scope.strip("/")
+        shards = int(self.shards)
+        if not 1 <= shards <= 256:
+            raise ConfigError(f"shards={shards}: use 1..256.")
+        source, dest = _side(self.source_conn_id, "input", 4), _side(self.dest_conn_id, "output", 4)
+        try:
+            self.log.info("%s", check_side(source))
+            self.log.info("%s", check_side(dest, create_bucket=self.create_dest_bucket))
+            ranges = [KeyRange()]
+            if shards > 1:
+                ranges = split_ranges(
+                    flatten(list_pages(source.client, source.path, folder, label=source.label)), shards
+                )
+        except MirrorAuthError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info(
+            "Mirror %s -> %s, scope %r, %d shard(s)", source.path, dest.path, folder or "all", len(ranges)
+        )
+        return [
+            {
+                "scope": folder,
+                "key_range": r.to_dict(),
+                "remove_extraneous": _as_bool(self.remove_extraneous),
+                "max_delete": int(self.max_delete),
+            }
+            for r in ranges
+        ]
+
+
+class S3MirrorOperator(BaseOperator):
+    """Mirror one shard (scope + key range) from source to destination; log one line per object and
+    the summary; push the shard's result to XCom (key `shard_result`) even when objects failed, then
+    fail if any did, so Airflow retries the shard (a rerun only copies what is still missing)."""
+
+    template_fields: Sequence[str] = ("source_conn_id", "dest_conn_id", "shard")
+    ui_color = "#cfe3f7"
+
+    def __init__(
+        self,
+        *,
+        shard: dict[str, Any] | None = None,
+        source_conn_id: str = "egress_input",
+        dest_conn_id: str = "egress_output",
+        object_workers: int = 32,
+        part_workers: int = 16,
+        part_size_mib: int = 8,
+        max_buffer_mib: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard or {}
+        self.source_conn_id = source_conn_id
+        self.dest_conn_id = dest_conn_id
+        self.object_workers = object_workers
+        self.part_workers = part_workers
+        self.part_size_mib = part_size_mib
+        self.max_buffer_mib = max_buffer_mib
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        pool = self.object_workers + self.part_workers + 4
+        source, dest = _side(self.source_conn_id, "input", pool), _side(self.dest_conn_id, "output", pool)
+        options = MirrorOptions(
+            scope=self.shard.get("scope", ""),
+            key_range=KeyRange.from_dict(self.shard.get("key_range")),
+            remove_extraneous=_as_bool(self.shard.get("remove_extraneous", False)),
+            max_delete=int(self.shard.get("max_delete", 1000)),
+            object_workers=self.object_workers,
+            part_workers=self.part_workers,
+            part_size=self.part_size_mib * 1024 * 1024,
+            max_buffer_bytes=self.max_buffer_mib * 1024 * 1024,
+        )
+        try:
+            result = Mirror(source, dest, options).run()
+        except MirrorAuthError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("%s", result.summary_line())
+        self.log.info("%s", result.counts_line())
+        context["ti"].xcom_push(key=SHARD_RESULT_KEY, value=result.to_dict())
+        if result.failed:
+            raise TransferError(f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10]))
+        return result.to_dict()
+
+
+class S3MirrorSummaryOperator(BaseOperator):
+    """Combine the shards' results: log the seed's summary line and the counts, push them to the
+    Pushgateway, return them (XCom). Fails if a shard failed or reported nothing."""
+
+    template_fields: Sequence[str] = ("copy_task_id", "plan_task_id", "pushgateway_conn_id", "job")
+    ui_color = "#d7f0e6"
+
+    def __init__(
+        self,
+        *,
+        copy_task_id: str = "copy",
+        plan_task_id: str = "plan",
+        pushgateway_conn_id: str = "pushgateway_default",
+        job: str = "egress_sync",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.copy_task_id = copy_task_id
+        self.plan_task_id = plan_task_id
+        self.pushgateway_conn_id = pushgateway_conn_id
+        self.job = job
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        # No map_indexes: the task SDK returns the values of every map index (one value if only one).
+        pulled = context["ti"].xcom_pull(task_ids=self.copy_task_id, key=SHARD_RESULT_KEY)
+        if isinstance(pulled, dict):
+            pulled = [pulled]
+        shard_results = [MirrorResult.from_dict(r) for r in (pulled or []) if r]
+        result = MirrorResult.combine(shard_results)
+        self.log.info("%s", result.summary_line())
+        self.log.info("%s", result.counts_line())
+        try:
+            PushgatewayHook(self.pushgateway_conn_id).push(
+                summary_registry(result, self.job),
+                job=self.job,
+                grouping_key={"dag_id": context["dag"].dag_id},
+            )
+        except OSError as exc:  # the mirror is done; a metrics outage must not undo that
+            self.log.warning("Could not push metrics to %r: %s", self.pushgateway_conn_id, exc)
+        summary = {**result.to_dict(), "summary": result.summary_line(), "shards": len(shard_results)}
+        planned = context["ti"].xcom_pull(task_ids=self.plan_task_id) or []
+        if result.failed:
+            raise TransferError(f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10]))
+        if len(shard_results) < max(len(planned), 1):
+            raise TransferError("a copy shard reported no result (it crashed before finishing); see its log")
+        return summary

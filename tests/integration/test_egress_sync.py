@@ -1,0 +1,280 @@
+"""egress_sync against real services: moto (AWS S3 endpoint) -> the real Ceph RGW."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, Side, check_side
+from datamover.mirror.plan import MIB, Action
+from datamover.s3client import S3Endpoint, S3Path
+from tests.conftest import run_airflow
+
+pytestmark = pytest.mark.integration
+
+SRC_BUCKET, DST_BUCKET = "sync-test-src", "sync-test-dst"
+AWKWARD = [
+    "small.txt",
+    "empty",
+    "with space/a file.csv",
+    "ünïcödé/日本語.txt",
+    "plus+sign/100%/a%20b+c.txt",
+    "/".join(f"d{i}" for i in range(40)) + "/deep.txt",
+]
+
+
+def src_endpoint() -> S3Endpoint:
+    return S3Endpoint(
+        os.environ["DATAMOVER_S3_ENDPOINT"],
+        access_key=os.environ["DATAMOVER_S3_ACCESS_KEY"],
+        secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
+        label="egress_input",
+    )
+
+
+def dst_endpoint(secret: str | None = None) -> S3Endpoint:
+    return S3Endpoint(
+        os.environ["DATAMOVER_CEPH_ENDPOINT"],
+        access_key=os.environ["DATAMOVER_CEPH_ACCESS_KEY"],
+        secret_key=secret or os.environ["DATAMOVER_CEPH_SECRET_KEY"],
+        label="egress_output",
+    )
+
+
+def empty_prefix(client, bucket: str, prefix: str) -> None:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    for up in client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", ()):
+        client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+
+
+@pytest.fixture
+def sides() -> Iterator[tuple[Side, Side]]:
+    """A fresh source folder in moto and destination folder in Ceph, emptied afterwards."""
+    run = uuid.uuid4().hex[:8]
+    src = Side.connect(src_endpoint(), S3Path(SRC_BUCKET, f"in-{run}/daily"), "input")
+    dst = Side.connect(dst_endpoint(), S3Path(DST_BUCKET, f"out-{run}/dh-secure"), "output")
+    check_side(src, create_bucket=True)
+    check_side(dst, create_bucket=True)
+    yield src, dst
+    empty_prefix(src.client, SRC_BUCKET, f"in-{run}/")
+    empty_prefix(dst.client, DST_BUCKET, f"out-{run}/")
+
+
+def put(side: Side, rel: str, data: bytes, part_mib: int = 8) -> None:
+    cfg = TransferConfig(multipart_threshold=part_mib * MIB, multipart_chunksize=part_mib * MIB)
+    side.client.upload_fileobj(io.BytesIO(data), side.path.bucket, side.key(rel), Config=cfg)
+
+
+def tree(side: Side) -> dict[str, tuple[int, str]]:
+    """rel key -> (size, ETag) of everything under the side's path."""
+    out = {}
+    base = side.key("")
+    for page in side.client.get_paginator("list_objects_v2").paginate(Bucket=side.path.bucket, Prefix=base):
+        for obj in page.get("Contents", ()):
+            out[obj["Key"][len(base) :]] = (obj["Size"], obj["ETag"].strip('"'))
+    return out
+
+
+def content(side: Side, rel: str) -> str:
+    body = side.client.get_object(Bucket=side.path.bucket, Key=side.key(rel))["Body"].read()
+    return hashlib.sha256(body).hexdigest()
+
+
+def assert_mirrored(src: Side, dst: Side) -> None:
+    s, d = tree(src), tree(dst)
+    assert sorted(s) == sorted(d)
+    assert {k: v[0] for k, v in s.items()} == {k: v[0] for k, v in d.items()}
+    for key in s:
+        assert content(src, key) == content(dst, key), key
+
+
+def seed_tree(src: Side) -> None:
+    for i, key in enumerate(AWKWARD):
+        put(src, f"2026-01-05/{key}", b"" if key == "empty" else f"object {i} {key}".encode() * 100)
+    put(src, "2026-01-05/large.bin", os.urandom(40 * MIB + 123))  # multipart at the source: 6 x 8 MiB
+    put(src, "2026-01-04/older.csv", b"yesterday")
+
+
+def test_mirror_tree_exactly_then_noop_then_changed(sides: tuple[Side, Side], caplog) -> None:
+    src, dst = sides
+    seed_tree(src)
+    caplog.set_level("INFO", logger="datamover.mirror")
+    first = Mirror(src, dst).run()
+    assert (first.copied, first.failed, first.skipped) == (len(AWKWARD) + 2, 0, 0)
+    assert_mirrored(src, dst)
+    # the multipart copy kept the source's part layout, so even its ETag is identical
+    assert tree(dst)["2026-01-05/large.bin"][1] == tree(src)["2026-01-05/large.bin"][1]
+    assert tree(src)["2026-01-05/large.bin"][1].endswith("-6")
+    rel = "2026-01-05/small.txt"
+    line = f"`input/{SRC_BUCKET}/{src.key(rel)}` -> `output/{DST_BUCKET}/{dst.key(rel)}`"
+    assert line in caplog.text
+    assert first.summary_line().startswith("Total: 40.")
+
+    second = Mirror(src, dst).run()
+    assert (second.copied, second.skipped, second.failed) == (0, len(AWKWARD) + 2, 0)
+    assert second.summary_line().startswith("Total: 0.00 MiB, Transferred: 0.00 MiB")
+
+    put(src, "2026-01-05/small.txt", b"changed, same length?")  # different size
+    put(
+        src,
+        "2026-01-05/plus+sign/100%/a%20b+c.txt",
+        b"x" * tree(src)["2026-01-05/plus+sign/100%/a%20b+c.txt"][0],
+    )
+    third = Mirror(src, dst).run()
+    assert (third.copied, third.failed) == (2, 0)
+    assert_mirrored(src, dst)
+
+
+def test_scope_and_removal_only_touch_extraneous_keys(sides: tuple[Side, Side]) -> None:
+    src, dst = sides
+    put(src, "2026-01-05/a.csv", b"a")
+    put(src, "2026-01-05/b.csv", b"b")
+    put(src, "2026-01-04/old.csv", b"old")
+    put(dst, "2026-01-05/stale.csv", b"gone at the source")
+    put(dst, "2026-01-04/keep.csv", b"outside the scope")
+
+    day = Mirror(src, dst, MirrorOptions(scope="2026-01-05")).run()
+    assert day.copied == 2 and day.removed == 0
+    assert "2026-01-04/old.csv" not in tree(dst)  # scope: only the date folder
+    assert "2026-01-05/stale.csv" in tree(dst)  # removal is off by default
+
+    removal = Mirror(src, dst, MirrorOptions(scope="2026-01-05", remove_extraneous=True)).run()
+    assert (removal.removed, removal.copied, removal.skipped) == (1, 0, 2)
+    assert sorted(tree(dst)) == ["2026-01-04/keep.csv", "2026-01-05/a.csv", "2026-01-05/b.csv"]
+
+    # safety cap: more deletions than allowed -> none at all, reported as a failure
+    put(dst, "2026-01-05/x1", b"1")
+    put(dst, "2026-01-05/x2", b"2")
+    capped = Mirror(src, dst, MirrorOptions(scope="2026-01-05", remove_extraneous=True, max_delete=1)).run()
+    assert capped.removed == 0 and capped.failed == 1 and "max_delete" in capped.failures[0]
+    assert {"2026-01-05/x1", "2026-01-05/x2"} <= set(tree(dst))
+
+
+def test_no_removal_when_source_listing_fails(sides: tuple[Side, Side]) -> None:
+    src, dst = sides
+    put(dst, "k", b"must survive")
+    broken = Side(src.client, S3Path("sync-test-no-such-bucket", "x"), "egress_input", "input")
+    with pytest.raises(Exception, match="egress_input"):
+        Mirror(broken, dst, MirrorOptions(remove_extraneous=True)).run()
+    assert "k" in tree(dst)
+
+
+def test_source_object_deleted_mid_run_is_reported_and_skipped(sides: tuple[Side, Side], caplog) -> None:
+    src, dst = sides
+    for name in ("a", "b", "c"):
+        put(src, name, name.encode())
+
+    class DeletesB(Mirror):
+        def _do(self, action: Action) -> None:
+            if action.key == "b":  # listed, then deleted before its copy starts
+                src.client.delete_object(Bucket=src.path.bucket, Key=src.key("b"))
+            super()._do(action)
+
+    caplog.set_level("WARNING", logger="datamover.mirror")
+    result = DeletesB(src, dst).run()
+    assert (result.copied, result.vanished, result.failed) == (2, 1, 0)
+    assert sorted(tree(dst)) == ["a", "c"]
+    assert "deleted at the source during the run" in caplog.text
+
+
+def test_wrong_credentials_fail_fast_naming_the_connection(sides: tuple[Side, Side]) -> None:
+    src, dst = sides
+    bad = Side.connect(dst_endpoint(secret="wrong-secret"), dst.path, "output")
+    t = time.monotonic()
+    with pytest.raises(MirrorAuthError, match=r"'egress_output'.*credentials"):
+        check_side(bad)
+    with pytest.raises(MirrorAuthError, match="egress_output"):
+        Mirror(src, bad).run()
+    assert time.monotonic() - t < 10
+
+
+def test_unreachable_destination_names_the_connection() -> None:
+    ep = S3Endpoint("http://127.0.0.1:9", access_key="k", secret_key="s", label="egress_output")
+    gone = Side(ep.client(retries=2, connect_timeout=2), S3Path("b"), "egress_output", "output")
+    with pytest.raises(Exception, match=r"'egress_output'.*cannot reach"):
+        check_side(gone)
+
+
+KILLED_COPY = textwrap.dedent("""
+    import sys
+    from datamover.mirror.engine import Mirror, MirrorOptions, Side
+    from datamover.s3client import S3Endpoint, S3Path
+    from tests.integration.test_egress_sync import src_endpoint, dst_endpoint
+    src = Side.connect(src_endpoint(), S3Path.parse(sys.argv[1]), "input")
+    dst = Side.connect(dst_endpoint(), S3Path.parse(sys.argv[2]), "output")
+    # one object and one part at a time, so the kill lands mid-upload
+    Mirror(src, dst, MirrorOptions(object_workers=1, part_workers=1, max_buffer_bytes=8 << 20)).run()
+""")
+
+
+def test_killed_mid_run_then_rerun_leaves_no_partial_objects(sides: tuple[Side, Side], root) -> None:
+    src, dst = sides
+    for i in range(3):
+        put(src, f"big-{i}.bin", os.urandom(24 * MIB))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_COPY,
+            f"{src.path.bucket}/{src.path.prefix}",
+            f"{dst.path.bucket}/{dst.path.prefix}",
+        ],
+        cwd=root,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ups = dst.client.list_multipart_uploads(Bucket=dst.path.bucket, Prefix=dst.key("")).get(
+                "Uploads", []
+            )
+            if ups:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the copy never started a multipart upload")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(tree(dst)) < 3  # really killed mid-run
+
+    rerun = Mirror(src, dst).run()
+    assert rerun.aborted_uploads >= 1 and rerun.failed == 0
+    assert (
+        dst.client.list_multipart_uploads(Bucket=dst.path.bucket, Prefix=dst.key("")).get("Uploads", []) == []
+    )
+    assert_mirrored(src, dst)
+
+
+def test_airflow_dags_test_egress_sync(sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst = sides
+    put(src, "2026-01-05/t1.csv.gz", b"one" * 1000)
+    put(src, "2026-01-05/sub/t2.csv.gz", b"two" * 1000)
+    put(src, "2026-01-04/other-day.csv.gz", b"not in scope")
+    for conn_id, ep, side in (("EGRESS_INPUT", src_endpoint(), src), ("EGRESS_OUTPUT", dst_endpoint(), dst)):
+        conn = {
+            "conn_type": "aws",
+            "login": ep.access_key,
+            "password": ep.secret_key,
+            "extra": {"endpoint_url": ep.endpoint_url, "path": f"{side.path.bucket}/{side.path.prefix}"},
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(conn))
+    # data interval [2026-01-05, 2026-01-06): the folder of the 5th, as egress_dump writes it
+    proc = run_airflow("dags", "test", "egress_sync", "2026-01-06")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Total: 0.01 MiB, Transferred: 0.01 MiB" in out
+    assert "Copied: 2, Skipped: 0, Removed: 0, Failed: 0, Vanished: 0" in out
+    assert sorted(tree(dst)) == ["2026-01-05/sub/t2.csv.gz", "2026-01-05/t1.csv.gz"]
