@@ -1,0 +1,237 @@
+"""Thin Airflow adapters for egress: dump one table to S3, check the dump bucket.
+
+The work is in datamover.egress (pure logic); these classes only read connections and context,
+log, and turn errors that a retry cannot fix into AirflowFailException.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from datamover.egress.bucket import BucketRules, preflight
+from datamover.egress.config import MIB, TableSpec
+from datamover.egress.dump import check_snapshot_allowed, dump_table, parse_interval, prepare_session
+from datamover.egress.pipeline import StreamTuning
+from datamover.errors import ConfigError, ConnectionCheckError, SourceError
+from datamover.hooks.postgres import PostgresHook
+from datamover.hooks.s3 import ObjectStoreHook
+
+
+class PostgresToS3CsvOperator(BaseOperator):
+    """Stream `COPY (SELECT ...) TO STDOUT (FORMAT csv, HEADER)` of one table, gzip-compressed on the fly,
+    into s3://bucket/key with a parallel multipart upload (SSE AES256). Memory stays bounded; a failure
+    aborts the upload so no partial object appears. Returns the dump's stats (rows, bytes, sha256, ...).
+
+    mode "incremental" selects `interval_start <= timestamp_column < interval_end` (default: the run's
+    data interval); mode "snapshot" takes the whole table and refuses past days unless
+    `allow_snapshot_backfill`.
+    """
+
+    template_fields: Sequence[str] = (
+        "table",
+        "schema",
+        "bucket",
+        "key",
+        "interval_start",
+        "interval_end",
+        "postgres_conn_id",
+        "s3_conn_id",
+        "columns",
+        "hash_columns",
+        "timestamp_column",
+    )
+    ui_color = "#e3ecfa"
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        bucket: str,
+        key: str,
+        schema: str = "public",
+        mode: str = "snapshot",
+        timestamp_column: str | None = None,
+        columns: list[str] | None = None,
+        hash_columns: list[str] | None = None,
+        order_by: list[str] | None = None,
+        header: bool = True,
+        postgres_conn_id: str = "egress_postgres",
+        s3_conn_id: str = "aws_default",
+        interval_start: str | None = "{{ data_interval_start }}",
+        interval_end: str | None = "{{ data_interval_end }}",
+        compression_level: int = 1,
+        part_size_mib: int = 8,
+        upload_workers: int = 4,
+        session_timezone: str = "UTC",
+        allow_snapshot_backfill: bool = False,
+        snapshot_max_lag_hours: int = 24,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.schema = schema
+        self.mode = mode
+        self.timestamp_column = timestamp_column
+        self.columns = columns
+        self.hash_columns = hash_columns or []
+        self.order_by = order_by or []
+        self.header = header
+        self.bucket = bucket
+        self.key = key
+        self.postgres_conn_id = postgres_conn_id
+        self.s3_conn_id = s3_conn_id
+        self.interval_start = interval_start
+        self.interval_end = interval_end
+        self.compression_level = compression_level
+        self.part_size_mib = part_size_mib
+        self.upload_workers = upload_workers
+        self.session_timezone = session_timezone
+        self.allow_snapshot_backfill = allow_snapshot_backfill
+        self.snapshot_max_lag_hours = snapshot_max_lag_hours
+
+    def table_spec(self) -> TableSpec:
+        return TableSpec.from_dict(
+            {
+                "name": self.table,
+                "schema": self.schema,
+                "mode": self.mode,
+                "timestamp_column": self.timestamp_column,
+                "columns": self.columns,
+                "hash_columns": list(self.hash_columns),
+                "order_by": list(self.order_by),
+                "header": self.header,
+            },
+            where=f"{self.task_id} (table {self.table!r})",
+        )
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            spec = self.table_spec()
+            # A snapshot needs no interval (and under a trigger timetable start == end): only its end.
+            interval = parse_interval(
+                self.interval_start, self.interval_end, empty_ok=spec.mode == "snapshot"
+            )
+            if interval is not None:
+                dag_run = context.get("dag_run")
+                run_type = getattr(getattr(dag_run, "run_type", None), "value", None) or str(
+                    getattr(dag_run, "run_type", "") or ""
+                )
+                check_snapshot_allowed(
+                    spec,
+                    interval.end,
+                    datetime.now(UTC),
+                    run_type,
+                    self.allow_snapshot_backfill,
+                    self.snapshot_max_lag_hours,
+                )
+            elif spec.mode == "incremental":
+                raise ConfigError(f"Table '{spec.name}': mode incremental needs interval_start/interval_end.")
+            tuning = StreamTuning(
+                part_size=self.part_size_mib * MIB,
+                upload_workers=self.upload_workers,
+                compression_level=self.compression_level,
+            )
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+        self.log.info("Table '%s': Data collection started.", spec.name)
+        pg = PostgresHook(self.postgres_conn_id)
+        s3 = ObjectStoreHook(self.s3_conn_id).client(max_pool_connections=self.upload_workers + 2)
+        try:
+            with pg.connect() as conn:
+                prepare_session(conn, self.session_timezone)
+                result = dump_table(
+                    conn,
+                    s3,
+                    spec,
+                    bucket=self.bucket,
+                    key=self.key,
+                    interval=interval,
+                    tuning=tuning,
+                    source=pg.describe(),
+                    log=self.log.warning,
+                )
+        except SourceError as exc:  # unknown table or column: a retry cannot fix it
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info("%s", result.summary())
+        self.log.info("Table '%s': Dump uploaded to intermediate storage.", spec.name)
+        return result.to_dict()
+
+
+def _flag(value: object) -> bool:
+    """Templated flags arrive as text ("True", "false") unless the DAG renders native objects."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("true", "1", "yes", "on"):
+            return True
+        if value.strip().lower() in ("false", "0", "no", "off", "", "none"):
+            return False
+        raise AirflowFailException(f"{value!r} is not a true/false flag.")
+    return bool(value)
+
+
+class S3BucketPreflightOperator(BaseOperator):
+    """Create-or-check the dump bucket: default encryption AES256 and a lifecycle rule expiring objects
+    after `lifecycle_days`. `apply_rules` (re)applies both; `enforce` fails the task when one is missing."""
+
+    template_fields: Sequence[str] = (
+        "bucket",
+        "prefix",
+        "s3_conn_id",
+        "lifecycle_days",
+        "enforce",
+        "create_missing",
+        "apply_rules",
+    )
+    ui_color = "#d7f0e6"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        s3_conn_id: str = "aws_default",
+        prefix: str = "",
+        lifecycle_days: int = 14,
+        enforce: bool = True,
+        create_missing: bool = True,
+        apply_rules: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bucket = bucket
+        self.prefix = prefix
+        self.s3_conn_id = s3_conn_id
+        self.lifecycle_days = lifecycle_days
+        self.enforce = enforce
+        self.create_missing = create_missing
+        self.apply_rules = apply_rules
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        client = ObjectStoreHook(self.s3_conn_id).client()
+        try:
+            report = preflight(
+                client,
+                self.bucket,
+                BucketRules(int(self.lifecycle_days), self.prefix),
+                create_missing=_flag(self.create_missing),
+                apply=_flag(self.apply_rules),
+                enforce=_flag(self.enforce),
+            )
+        except ConnectionCheckError as exc:  # a rule is missing: retrying will not add it
+            raise AirflowFailException(str(exc)) from exc
+        if report.created:
+            self.log.info(
+                "Bucket %r created with AES256 default encryption and a %s-day lifecycle rule.",
+                self.bucket,
+                self.lifecycle_days,
+            )
+        elif report.applied:
+            self.log.info("Bucket %r: encryption and lifecycle rules applied.", self.bucket)
+        for problem in report.problems:
+            self.log.warning("Bucket rules not enforced, continuing: %s", problem)
+        self.log.info("Bucket %r: %s.", self.bucket, "; ".join(report.facts) or "no rules found")
+        return {"bucket": self.bucket, "created": report.created, "problems": report.problems}
