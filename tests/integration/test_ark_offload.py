@@ -207,18 +207,24 @@ def test_status_messages_on_kafka_at_half_hertz(s3, tmp_path: Path) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
     try:
-        generate_log(tmp_path, "slow", [320 * MiB], seed=4)
+        generate_log(tmp_path, "slow", [96 * MiB], seed=4)
         logs, _ = detect(tmp_path, settle_seconds=0)
         producer = Producer({"bootstrap.servers": bootstrap})
         progress = Progress.for_logs(logs)
         definition = stream("ark_offload_status")
         offload_id = f"it-{uuid.uuid4().hex[:8]}"
-        # one upload at a time keeps moto busy long enough for several status periods
+        # One part at a time, each held back 0.6 s by the engine's own listener hook, so the offload
+        # lasts >= 7 s (several 2 s status periods) however fast the machine is.
+        def slow_down(kind: str, _name: str, _nbytes: int) -> None:
+            if kind == "attempt":
+                time.sleep(0.6)
+
         engine = OffloadEngine(
             client,
             bucket,
             OffloadOptions(prefix="st", concurrency=1, max_buffered_parts=1),
             progress=progress,
+            listener=slow_down,
         )
         with StatusPublisher(
             progress, definition, lambda k, v: producer.produce(topic, key=k, value=v), offload_id
