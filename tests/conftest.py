@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from datamover.settings_loader import connections_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,16 +32,7 @@ def _services_env() -> dict[str, str]:
     return env
 
 
-def _settings_connections_env() -> dict[str, str]:
-    """AIRFLOW_CONN_<ID> JSON for each connection in airflow_settings.yaml: hooks used directly by
-    tests run outside a task, where the task SDK reads connections from env/secrets, not the DB."""
-    from datamover.settings_loader import connection_json, read_settings
-
-    settings = read_settings(ROOT / "airflow_settings.yaml")
-    return {f"AIRFLOW_CONN_{c['conn_id'].upper()}": connection_json(c) for c in settings["connections"]}
-
-
-for _key, _value in {**_services_env(), **_settings_connections_env()}.items():
+for _key, _value in {**_services_env(), **connections_env(ROOT / "airflow_settings.yaml")}.items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PATH", "")
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from pathlib import Path
 
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.settings_loader import connections_env
 
 
 def main() -> None:
+    for key, value in connections_env(Path(__file__).resolve().parents[2] / "airflow_settings.yaml").items():
+        os.environ.setdefault(key, value)
     for conn_id, label in (("aws_default", "AWS S3 (moto)"), ("egress_output", "Ceph RGW")):
         client = ObjectStoreHook(conn_id).client(retries=1)
         print(f"{label} via connection {conn_id!r}:")

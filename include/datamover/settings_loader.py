@@ -50,6 +50,14 @@ def connection_json(item: dict[str, Any]) -> str:
     return json.dumps(fields)
 
 
+def connections_env(path: str | Path) -> dict[str, str]:
+    """AIRFLOW_CONN_<ID> values for every connection in the settings file. Code that runs outside a
+    task (tests, CLI reports) needs them: there the task SDK reads env/secrets backends, not the DB."""
+    return {
+        f"AIRFLOW_CONN_{c['conn_id'].upper()}": connection_json(c) for c in read_settings(path)["connections"]
+    }
+
+
 def apply_settings(settings: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Write the settings into the Airflow metadata DB; return a line per item."""
     from airflow.models import Connection, Pool, Variable
