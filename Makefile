@@ -10,7 +10,7 @@ SERVICES := scripts/services
 WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" &&
 
 .PHONY: help setup services-up services-down services-status airflow-init settings demo test test-unit \
-        lint standalone bench bench-dump bench-sync bench-offload clean
+        lint standalone bench clean
 
 help:
 	@echo "make demo            set up everything and run every DAG once (airflow dags test)"
@@ -59,6 +59,9 @@ lint: setup
 
 standalone: services-up airflow-init
 	$(WITH_ENV) airflow standalone
+
+# Every benchmark, one after the other (each prints its own figures and ratios).
+bench: bench-dump bench-sync bench-offload
 
 clean: services-down
 	rm -rf .state

@@ -8,9 +8,9 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from datamover.assets import ARK_LOGS
 from datamover.dag_defaults import default_args
 from datamover.operators.ark import (
-    ARK_LOGS,
     STATUS_TOPIC,
     ArkCredentialsOperator,
     ArkOffloadOperator,

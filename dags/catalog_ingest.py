@@ -5,8 +5,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from datamover.assets import ARK_LOGS
 from datamover.dag_defaults import default_args
-from datamover.operators.ark import ARK_LOGS, CatalogIngestOperator
+from datamover.operators.ark import CatalogIngestOperator
 
 with DAG(
     dag_id="catalog_ingest",

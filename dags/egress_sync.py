@@ -7,7 +7,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
-from datamover.assets import EGRESS_DUMP_DAILY
+from datamover.assets import EGRESS_DUMPS
 from datamover.dag_defaults import default_args
 from datamover.operators.s3_mirror import S3MirrorOperator, S3MirrorPlanOperator, S3MirrorSummaryOperator
 
@@ -16,7 +16,7 @@ with DAG(
     # Daily (covering the previous day, like egress_dump), and as soon as egress_dump publishes a day.
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("30 3 * * *", timezone="UTC", interval=timedelta(days=1)),
-        assets=[EGRESS_DUMP_DAILY],
+        assets=[EGRESS_DUMPS],
     ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -5,6 +5,8 @@ bucket/prefix from include/config/egress_dump.yaml; each event's extra carries t
     {"bucket": ..., "prefix": "daily/2026-01-10", "date": "2026-01-10", "manifest_key": ".../_manifest.json",
      "tables": [...], "rows": N}
 egress_sync schedules on it: `schedule=[EGRESS_DUMPS]` (or `Asset.ref(name="egress_dumps")`).
+
+`ARK_LOGS`: an Ark Log offloaded and verified in S3; catalog_ingest schedules on it.
 """
 
 from __future__ import annotations
@@ -24,5 +26,5 @@ def egress_dumps_asset() -> Asset:
 
 EGRESS_DUMPS = egress_dumps_asset()
 
-# The name egress_sync imports.
-EGRESS_DUMP_DAILY = EGRESS_DUMPS
+# One event per offloaded Ark Log (extra: the catalog record); catalog_ingest is scheduled on it.
+ARK_LOGS = Asset(name="ark_logs", uri="ark://offload/logs", group="ark")

@@ -6,7 +6,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from datamover.ark import catalog
@@ -15,13 +15,13 @@ from datamover.ark.credentials import check_credentials
 from datamover.ark.offload import MiB, OffloadEngine, OffloadOptions, summary
 from datamover.ark.progress import ERROR, FAILED, SCANNING, Progress, StatusPublisher, status_event
 from datamover.ark.scan import human_bytes, logs_of, scan, table
+from datamover.assets import ARK_LOGS
 from datamover.errors import ConnectionCheckError, TransferError
 from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.streams.definition import stream
 
-ARK_LOGS = Asset("ark_logs")  # one event per offloaded log; catalog_ingest is scheduled on it
 STATUS_TOPIC = "ark.offload.status"
 STATUS_STREAM = "ark_offload_status"
 
