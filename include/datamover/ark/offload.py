@@ -27,6 +27,7 @@ import os
 import stat
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, fields
@@ -76,6 +77,12 @@ class OffloadOptions:
     min_part_size: int = 8 * MiB  # measured on moto: 8 MiB parts beat 16 MiB by ~1.4x
     concurrency: int = 10  # part uploads in flight, all files together
     file_concurrency: int = 4  # files read at the same time
+    # Large files are read one at a time (their parts still upload `concurrency` wide): each file's
+    # CompleteMultipartUpload then overlaps the next file's parts instead of all landing at the end.
+    multipart_readers: int = 1
+    # S3 flexible checksum on every part (the AWS CLI's default): S3 checks each part on arrival and
+    # keeps a composite checksum. None for endpoints without flexible-checksum support.
+    checksum_algorithm: str | None = "CRC32"
     max_buffered_parts: int = 12  # parts held in memory waiting for / during upload
     remove_after_offload: bool = False
     verify_existing: bool = True  # recompute the local ETag before skipping a complete object
@@ -139,6 +146,7 @@ class OffloadEngine:
         self.listener = listener
         self.stats = OffloadStats()
         self._buffer = threading.BoundedSemaphore(self.options.max_buffered_parts)
+        self._multipart_readers = threading.BoundedSemaphore(self.options.multipart_readers)
 
     # --- keys ---------------------------------------------------------------------------------
     def key(self, log_name: str, rel: str) -> str:
@@ -319,7 +327,7 @@ class OffloadEngine:
             )
         return {"size": size, "sha256": sha256, "etag": etag, "skipped": False}
 
-    def _find_upload(self, key: str) -> tuple[str | None, dict[int, tuple[str, int]]]:
+    def _find_upload(self, key: str) -> tuple[str | None, dict[int, tuple[str, int, str | None]]]:
         """The newest in-progress multipart upload of `key` and its parts; older ones are aborted."""
         uploads: list[dict[str, Any]] = []
         for page in self.client.get_paginator("list_multipart_uploads").paginate(
@@ -332,12 +340,12 @@ class OffloadEngine:
         for stale in uploads[:-1]:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=stale["UploadId"])
         upload_id = uploads[-1]["UploadId"]
-        listed: dict[int, tuple[str, int]] = {}
+        listed: dict[int, tuple[str, int, str | None]] = {}
         for page in self.client.get_paginator("list_parts").paginate(
             Bucket=self.bucket, Key=key, UploadId=upload_id
         ):
             for p in page.get("Parts", []):
-                listed[p["PartNumber"]] = (p["ETag"].strip('"'), p["Size"])
+                listed[p["PartNumber"]] = (p["ETag"].strip('"'), p["Size"], p.get(self._checksum_field))
         return upload_id, listed
 
     def _multipart(
@@ -350,14 +358,16 @@ class OffloadEngine:
                 Key=key,
                 ContentType="application/octet-stream",
                 Metadata={"sha256": df.sha256},
+                **self._checksum_args,
             )["UploadId"]
         else:
             self.stats.bump(uploads_resumed=1)
             log.info("resuming s3://%s/%s: %d part(s) already uploaded", self.bucket, key, len(listed))
         sha = hashlib.sha256()
         digests: list[bytes] = []
+        checksums: dict[int, str | None] = {}  # part number -> flexible checksum S3 reported
         in_flight: list[Future[None]] = []
-        with open(path, "rb") as fh:
+        with self._multipart_readers, open(path, "rb") as fh:
             for number, _offset, length in part_ranges(df.size, part_size):
                 data = fh.read(length)
                 if len(data) != length:
@@ -365,14 +375,19 @@ class OffloadEngine:
                 sha.update(data)
                 md5 = hashlib.md5(data)
                 digests.append(md5.digest())
-                if listed.get(number) == (md5.hexdigest(), length):
+                etag, size, checksum = listed.get(number, ("", 0, None))
+                checksum = checksum or self._local_checksum(data)
+                if (etag, size) == (md5.hexdigest(), length) and (checksum or not self._checksum_field):
+                    checksums[number] = checksum
                     self.stats.bump(bytes_reused=length, parts_reused=1)
                     self._done("reused", lg.name, length)
                     continue
                 self._buffer.acquire()  # bounded memory: wait until a buffered part is sent
                 try:
                     in_flight.append(
-                        parts.submit(self._upload_part, lg.name, key, upload_id, number, data, md5.digest())
+                        parts.submit(
+                            self._upload_part, lg.name, key, upload_id, number, data, md5.digest(), checksums
+                        )
                     )
                 except BaseException:
                     self._buffer.release()
@@ -397,15 +412,42 @@ class OffloadEngine:
             Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,
-            MultipartUpload={
-                "Parts": [{"PartNumber": i + 1, "ETag": f'"{d.hex()}"'} for i, d in enumerate(digests)]
-            },
+            MultipartUpload={"Parts": [self._part_entry(i + 1, d, checksums) for i, d in enumerate(digests)]},
         )
         self.stats.bump(files_sent=1)
         return self._verify(key, df.size, df.sha256, multipart_etag(digests))
 
+    @property
+    def _checksum_args(self) -> dict[str, str]:
+        algorithm = self.options.checksum_algorithm
+        return {"ChecksumAlgorithm": algorithm} if algorithm else {}
+
+    @property
+    def _checksum_field(self) -> str | None:
+        algorithm = self.options.checksum_algorithm
+        return f"Checksum{algorithm.upper()}" if algorithm else None
+
+    def _local_checksum(self, data: bytes) -> str | None:
+        """The part checksum S3 would report, for endpoints whose ListParts omits it (moto)."""
+        if (self.options.checksum_algorithm or "").upper() != "CRC32":
+            return None
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    def _part_entry(self, number: int, md5: bytes, checksums: dict[int, str | None]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
+        if self._checksum_field and checksums.get(number):
+            entry[self._checksum_field] = checksums[number]
+        return entry
+
     def _upload_part(
-        self, log_name: str, key: str, upload_id: str, number: int, data: bytes, md5: bytes
+        self,
+        log_name: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        md5: bytes,
+        checksums: dict[int, str | None],
     ) -> None:
         try:
             self.stats.bump(bytes_attempted=len(data))
@@ -418,12 +460,15 @@ class OffloadEngine:
                 PartNumber=number,
                 Body=data,
                 ContentMD5=base64.b64encode(md5).decode(),
+                **self._checksum_args,
             )
             if response["ETag"].strip('"') != md5.hex():
                 raise TransferError(
                     f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {response['ETag']}, "
                     f"expected md5 {md5.hex()}"
                 )
+            if self._checksum_field:
+                checksums[number] = response.get(self._checksum_field)
             self.stats.bump(bytes_sent=len(data), parts_sent=1)
             self._done("sent", log_name, len(data))
         finally:
