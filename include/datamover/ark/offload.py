@@ -427,6 +427,12 @@ class OffloadEngine:
         algorithm = self.options.checksum_algorithm
         return f"Checksum{algorithm.upper()}" if algorithm else None
 
+    def _part_integrity_args(self, md5: bytes) -> dict[str, str]:
+        """What lets S3 reject a part damaged in transit: the flexible checksum when one is configured
+        (CRC32 is far cheaper for the server than MD5), else Content-MD5. The returned ETag is
+        compared with the local MD5 either way."""
+        return self._checksum_args or {"ContentMD5": base64.b64encode(md5).decode()}
+
     def _local_checksum(self, data: bytes) -> str | None:
         """The part checksum S3 would report, for endpoints whose ListParts omits it (moto)."""
         if (self.options.checksum_algorithm or "").upper() != "CRC32":
@@ -459,8 +465,7 @@ class OffloadEngine:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
-                ContentMD5=base64.b64encode(md5).decode(),
-                **self._checksum_args,
+                **self._part_integrity_args(md5),
             )
             if response["ETag"].strip('"') != md5.hex():
                 raise TransferError(
