@@ -14,13 +14,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import boto3
+
+from datamover.ark.offload import kill_at_fraction
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
@@ -106,16 +107,7 @@ def interrupted_run(base: Path, bucket: str, concurrency: int, env: dict[str, st
         env={**env, "PYTHONUNBUFFERED": "1"},
     )
     total = folder_bytes(base)
-    attempted = done = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "summary":
-            break
-        attempted, done = event["attempted"], event["done"]
-        if done >= total / 2:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+    attempted, done = kill_at_fraction(proc, total)
     proc.wait()
     rerun = subprocess.run(
         engine_cmd(base, bucket, "interrupt", concurrency),

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from datamover.ark import catalog
 from datamover.ark.credentials import check_credentials
 from datamover.ark.format import MANIFEST_NAME, detect, generate_junk, generate_log
-from datamover.ark.offload import MiB, OffloadEngine, OffloadOptions
+from datamover.ark.offload import MiB, OffloadEngine, OffloadOptions, kill_at_fraction
 from datamover.ark.progress import COMPLETE, Progress, StatusPublisher
 from datamover.errors import ConnectionCheckError
 from datamover.s3client import S3Endpoint
@@ -170,16 +170,7 @@ def test_killed_run_resumes_and_resends_at_most_the_parts_in_flight(s3, tmp_path
         text=True,
         env=env,
     )
-    attempted = done = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "summary":
-            break
-        attempted, done = event["attempted"], event["done"]
-        if done >= total / 2:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
+    attempted, done = kill_at_fraction(proc, total)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed at 50%"
     assert 0.5 <= done / total < 0.9
@@ -213,6 +204,7 @@ def test_status_messages_on_kafka_at_half_hertz(s3, tmp_path: Path) -> None:
         progress = Progress.for_logs(logs)
         definition = stream("ark_offload_status")
         offload_id = f"it-{uuid.uuid4().hex[:8]}"
+
         # One part at a time, each held back 0.6 s by the engine's own listener hook, so the offload
         # lasts >= 7 s (several 2 s status periods) however fast the machine is.
         def slow_down(kind: str, _name: str, _nbytes: int) -> None:

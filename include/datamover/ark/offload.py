@@ -24,7 +24,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import stat
+import subprocess
 import threading
 import time
 import zlib
@@ -505,6 +507,23 @@ def _describe(exc: BaseException) -> str:
 
 def summary(results: Sequence[LogResult], stats: OffloadStats) -> dict[str, Any]:
     return {"logs": [r.to_dict() for r in results], "stats": stats.to_dict()}
+
+
+def kill_at_fraction(proc: subprocess.Popen[str], total: int, fraction: float = 0.5) -> tuple[int, int]:
+    """Follow `main(--events)` output of `proc` and SIGKILL it once `fraction` of `total` bytes is done
+    (an interruption mid-offload, for the resume test and benchmark). Returns (attempted, done) bytes
+    at the kill; the process may also finish first."""
+    attempted = done = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "summary":
+            break
+        attempted, done = event["attempted"], event["done"]
+        if done >= total * fraction:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    return attempted, done
 
 
 def main(argv: Sequence[str] | None = None) -> int:

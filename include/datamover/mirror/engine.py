@@ -381,26 +381,24 @@ class Mirror:
                     fut.add_done_callback(lambda _f: slots.release())
         # The source listing was read to its end without error: only now may deletions happen.
         if over_cap:
-            msg = (
+            return self._refuse_removal(
                 f"more than max_delete={opt.max_delete} destination objects are not at the source; "
                 "removed none. Fix: check the source path, or raise max_delete"
             )
-            log.error("Refusing to remove: %s", msg)
-            with self._lock:
-                self.result.failed += 1
-                self.result.failures.append(msg)
-            return []
         if deletes and self.result.source_objects == 0:
-            msg = (
+            return self._refuse_removal(
                 f"the source listing is empty, so all {len(deletes)} destination objects would be removed; "
                 "removed none. Fix: check the source path and scope"
             )
-            log.error("Refusing to remove: %s", msg)
-            with self._lock:
-                self.result.failed += 1
-                self.result.failures.append(msg)
-            return []
         return deletes
+
+    def _refuse_removal(self, message: str) -> list[ObjectInfo]:
+        """Count a refused removal as a failure of the run and remove nothing."""
+        log.error("Refusing to remove: %s", message)
+        with self._lock:
+            self.result.failed += 1
+            self.result.failures.append(message)
+        return []
 
     def _delete(self, objects: list[ObjectInfo]) -> None:
         for i in range(0, len(objects), 1000):
