@@ -10,7 +10,11 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from datamover.assets import EGRESS_DUMPS
 from datamover.dag_defaults import default_args
 from datamover.egress.config import cached_config
-from datamover.operators.egress import PostgresToS3CsvOperator, S3BucketPreflightOperator
+from datamover.operators.egress import (
+    EgressManifestOperator,
+    PostgresToS3CsvOperator,
+    S3BucketPreflightOperator,
+)
 
 CFG = cached_config()  # a small local YAML: the schedule and the table list for the trigger form
 
@@ -106,43 +110,6 @@ with DAG(
             print(f"Removed the previous s3://{bucket}/{manifest_key}: this run rewrites the day.")
         return tables
 
-    @task(outlets=[EGRESS_DUMPS])
-    def write_manifest(run: dict[str, Any], results: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-        from datamover.egress.manifest import build_manifest, put_manifest, verify_objects
-        from datamover.hooks.postgres import PostgresHook
-        from datamover.hooks.s3 import ObjectStoreHook
-
-        results = [results[i] for i in range(len(results))]  # no probe past the end
-        client = ObjectStoreHook(run["s3_conn_id"]).client()
-        verify_objects(client, run["bucket"], results)
-        manifest = build_manifest(
-            day=run["day"],
-            bucket=run["bucket"],
-            prefix=run["day_prefix"],
-            tables=results,
-            source=PostgresHook(run["postgres_conn_id"]).describe(),
-            data_interval=run["data_interval"],
-            run_id=context["run_id"],
-            compression=run["compression"],
-            created_at=pendulum.now("UTC").isoformat(),
-        )
-        digest = put_manifest(client, run["bucket"], run["manifest_key"], manifest)
-        context["outlet_events"][EGRESS_DUMPS].extra = {
-            "bucket": run["bucket"],
-            "prefix": run["day_prefix"],
-            "date": run["day"],
-            "manifest_key": run["manifest_key"],
-            "manifest_sha256": digest,
-            "tables": [t["table"] for t in results],
-            "rows": manifest["totals"]["rows"],
-        }
-        print(
-            f"Manifest s3://{run['bucket']}/{run['manifest_key']}: {len(results)} table(s), "
-            f"{manifest['totals']['rows']} rows, {manifest['totals']['compressed_bytes']} bytes."
-        )
-        print("Success.")
-        return manifest["totals"]
-
     run = plan()
     preflight = S3BucketPreflightOperator(
         task_id="bucket_preflight",
@@ -160,5 +127,5 @@ with DAG(
         pool="postgres_dumps",
         map_index_template="{{ task.table }}",
     ).expand_kwargs(tables)
-    manifest = write_manifest(run, dumps.output)
+    EgressManifestOperator(task_id="write_manifest", run=run, results=dumps.output, outlets=[EGRESS_DUMPS])
     preflight >> tables

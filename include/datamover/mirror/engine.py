@@ -48,6 +48,7 @@ from datamover.mirror.plan import (
     part_ranges,
 )
 from datamover.s3client import S3Endpoint, S3Path
+from datamover.s3lean import LeanS3
 
 log = logging.getLogger("datamover.mirror")
 
@@ -84,10 +85,14 @@ class Side:
     path: S3Path
     label: str
     alias: str
+    # Whole-object GET/PUT of small objects without botocore's per-request CPU (see s3lean); None = boto3.
+    lean: LeanS3 | None = None
 
     @classmethod
     def connect(cls, endpoint: S3Endpoint, path: S3Path, alias: str, pool: int = 64) -> Side:
-        return cls(endpoint.client(max_pool_connections=pool), path, endpoint.label, alias)
+        return cls(
+            endpoint.client(max_pool_connections=pool), path, endpoint.label, alias, LeanS3(endpoint, pool)
+        )
 
     def key(self, rel: str) -> str:
         return base_prefix(self.path) + rel
@@ -487,8 +492,7 @@ class Mirror:
 
     def _copy_single(self, src: ObjectInfo) -> None:
         with self._budget.hold(src.size):
-            resp = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))
-            data = resp["Body"].read()
+            data, extra, source_meta = self._get_whole(src)
             if len(data) != src.size:
                 raise TransferError(f"read {len(data)} bytes, the listing said {src.size}")
             md5 = hashlib.md5(data)
@@ -502,18 +506,37 @@ class Mirror:
                     f"MD5 of the bytes read ({md5.hexdigest()}) differs from the source "
                     f"ETag {src.etag}; nothing written"
                 )
+            meta = {**source_meta, SOURCE_ETAG_META: src.etag}
+            if self.dest.lean is not None:
+                put_etag = self.dest.lean.put_object(
+                    self.dest.path.bucket, self.dest.key(src.key), data, _b64(md5.digest()), meta, extra
+                )
+            else:
+                put_etag = self.dest.client.put_object(
+                    Bucket=self.dest.path.bucket,
+                    Key=self.dest.key(src.key),
+                    Body=data,
+                    ContentMD5=_b64(md5.digest()),
+                    Metadata=meta,
+                    **extra,
+                ).get("ETag")
+        if strip_etag(put_etag) not in ("", md5.hexdigest()):
+            raise TransferError(f"destination ETag {put_etag} is not the MD5 {md5.hexdigest()} sent")
+
+    def _get_whole(self, src: ObjectInfo) -> tuple[bytes, dict[str, str], dict[str, str]]:
+        """(body, content headers in boto3 names, user metadata) of a small source object."""
+        lean = self.source.lean
+        if lean is None:
+            resp = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))
             extra = {h: resp[h] for h in _CONTENT_HEADERS if resp.get(h)}
-            meta = {**resp.get("Metadata", {}), SOURCE_ETAG_META: src.etag}
-            put = self.dest.client.put_object(
-                Bucket=self.dest.path.bucket,
-                Key=self.dest.key(src.key),
-                Body=data,
-                ContentMD5=_b64(md5.digest()),
-                Metadata=meta,
-                **extra,
-            )
-        if strip_etag(put.get("ETag")) not in ("", md5.hexdigest()):
-            raise TransferError(f"destination ETag {put.get('ETag')} is not the MD5 {md5.hexdigest()} sent")
+            return resp["Body"].read(), extra, resp.get("Metadata", {})
+
+        def get(Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
+            obj = lean.get_object(Bucket, Key, IfMatch)
+            return {"Body": obj.body, "ContentHeaders": obj.content_headers, "Metadata": obj.metadata}
+
+        resp = self._source_call(src.key, get, **self._if_match(src))  # same 404/412 handling as boto3
+        return resp["Body"], resp["ContentHeaders"], resp["Metadata"]
 
     def _layout(self, src: ObjectInfo) -> tuple[int, dict[str, Any]]:
         """Part size to use and the source's HEAD (metadata, content headers)."""

@@ -1,4 +1,4 @@
-"""Thin Airflow adapters for egress: dump one table to S3, check the dump bucket.
+"""Thin Airflow adapters for egress: dump one table to S3, check the dump bucket, write the manifest.
 
 The work is in datamover.egress (pure logic); these classes only read connections and context,
 log, and turn errors that a retry cannot fix into AirflowFailException.
@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from datamover.egress.bucket import BucketRules, preflight
 from datamover.egress.config import MIB, TableSpec
 from datamover.egress.dump import check_snapshot_allowed, dump_table, parse_interval, prepare_session
+from datamover.egress.manifest import build_manifest, put_manifest, verify_objects
 from datamover.egress.pipeline import StreamTuning
 from datamover.errors import ConfigError, ConnectionCheckError, SourceError
 from datamover.hooks.postgres import PostgresHook
@@ -235,3 +236,54 @@ class S3BucketPreflightOperator(BaseOperator):
             self.log.warning("Bucket rules not enforced, continuing: %s", problem)
         self.log.info("Bucket %r: %s.", self.bucket, "; ".join(report.facts) or "no rules found")
         return {"bucket": self.bucket, "created": report.created, "problems": report.problems}
+
+
+class EgressManifestOperator(BaseOperator):
+    """Check every table's object, write `_manifest.json` last in the day's folder, and attach the day
+    to the dump Asset's event (`outlets`), so a complete day is visible only once all of it is there."""
+
+    template_fields: Sequence[str] = ("run", "results")
+
+    def __init__(self, *, run: Any, results: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self.results = results
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run = self.run
+        results = [self.results[i] for i in range(len(self.results))]  # mapped XComs: no probe past the end
+        client = ObjectStoreHook(run["s3_conn_id"]).client()
+        verify_objects(client, run["bucket"], results)
+        manifest = build_manifest(
+            day=run["day"],
+            bucket=run["bucket"],
+            prefix=run["day_prefix"],
+            tables=results,
+            source=PostgresHook(run["postgres_conn_id"]).describe(),
+            data_interval=run["data_interval"],
+            run_id=context["run_id"],
+            compression=run["compression"],
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        digest = put_manifest(client, run["bucket"], run["manifest_key"], manifest)
+        event = {
+            "bucket": run["bucket"],
+            "prefix": run["day_prefix"],
+            "date": run["day"],
+            "manifest_key": run["manifest_key"],
+            "manifest_sha256": digest,
+            "tables": [t["table"] for t in results],
+            "rows": manifest["totals"]["rows"],
+        }
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = event
+        self.log.info(
+            "Manifest s3://%s/%s: %d table(s), %d rows, %d bytes.",
+            run["bucket"],
+            run["manifest_key"],
+            len(results),
+            manifest["totals"]["rows"],
+            manifest["totals"]["compressed_bytes"],
+        )
+        print("Success.")
+        return manifest["totals"]
