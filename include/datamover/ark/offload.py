@@ -82,8 +82,9 @@ class OffloadOptions:
     # Large files are read one at a time (their parts still upload `concurrency` wide): each file's
     # CompleteMultipartUpload then overlaps the next file's parts instead of all landing at the end.
     multipart_readers: int = 1
-    # S3 flexible checksum on every part (the AWS CLI's default): S3 checks each part on arrival and
-    # keeps a composite checksum. None for endpoints without flexible-checksum support.
+    # "CRC32": S3 flexible checksum on every part (the AWS CLI's default): S3 checks each part on
+    # arrival and no MD5 pass over the data is needed. None (Content-MD5 instead) for endpoints
+    # without flexible-checksum support.
     checksum_algorithm: str | None = "CRC32"
     max_buffered_parts: int = 12  # parts held in memory waiting for / during upload
     remove_after_offload: bool = False
@@ -329,7 +330,7 @@ class OffloadEngine:
             )
         return {"size": size, "sha256": sha256, "etag": etag, "skipped": False}
 
-    def _find_upload(self, key: str) -> tuple[str | None, dict[int, tuple[str, int, str | None]]]:
+    def _find_upload(self, key: str) -> tuple[str | None, dict[int, tuple[str, int]]]:
         """The newest in-progress multipart upload of `key` and its parts; older ones are aborted."""
         uploads: list[dict[str, Any]] = []
         for page in self.client.get_paginator("list_multipart_uploads").paginate(
@@ -342,12 +343,12 @@ class OffloadEngine:
         for stale in uploads[:-1]:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=stale["UploadId"])
         upload_id = uploads[-1]["UploadId"]
-        listed: dict[int, tuple[str, int, str | None]] = {}
+        listed: dict[int, tuple[str, int]] = {}
         for page in self.client.get_paginator("list_parts").paginate(
             Bucket=self.bucket, Key=key, UploadId=upload_id
         ):
             for p in page.get("Parts", []):
-                listed[p["PartNumber"]] = (p["ETag"].strip('"'), p["Size"], p.get(self._checksum_field))
+                listed[p["PartNumber"]] = (p["ETag"].strip('"'), p["Size"])
         return upload_id, listed
 
     def _multipart(
@@ -366,21 +367,18 @@ class OffloadEngine:
             self.stats.bump(uploads_resumed=1)
             log.info("resuming s3://%s/%s: %d part(s) already uploaded", self.bucket, key, len(listed))
         sha = hashlib.sha256()
-        digests: list[bytes] = []
-        checksums: dict[int, str | None] = {}  # part number -> flexible checksum S3 reported
+        etags: dict[int, str] = {}  # part number -> the ETag S3 gave the part (listed or uploaded)
+        checksums: dict[int, str | None] = {}  # part number -> its CRC32 (when checksums are on)
         in_flight: list[Future[None]] = []
+        ranges = part_ranges(df.size, part_size)
         with self._multipart_readers, open(path, "rb") as fh:
-            for number, _offset, length in part_ranges(df.size, part_size):
+            for number, _offset, length in ranges:
                 data = fh.read(length)
                 if len(data) != length:
                     raise TransferError(f"{path} is shorter than its manifest says; not uploaded further")
                 sha.update(data)
-                md5 = hashlib.md5(data)
-                digests.append(md5.digest())
-                etag, size, checksum = listed.get(number, ("", 0, None))
-                checksum = checksum or self._local_checksum(data)
-                if (etag, size) == (md5.hexdigest(), length) and (checksum or not self._checksum_field):
-                    checksums[number] = checksum
+                if number in listed and self._same_part(listed[number], data):
+                    etags[number], checksums[number] = listed[number][0], self._crc32(data)
                     self.stats.bump(bytes_reused=length, parts_reused=1)
                     self._done("reused", lg.name, length)
                     continue
@@ -388,7 +386,7 @@ class OffloadEngine:
                 try:
                     in_flight.append(
                         parts.submit(
-                            self._upload_part, lg.name, key, upload_id, number, data, md5.digest(), checksums
+                            self._upload_part, lg.name, key, upload_id, number, data, etags, checksums
                         )
                     )
                 except BaseException:
@@ -401,7 +399,7 @@ class OffloadEngine:
         for f in in_flight:
             if f.exception() is not None:
                 raise f.exception()  # type: ignore[misc]
-        if len(digests) != len(part_ranges(df.size, part_size)):
+        if len(etags) != len(ranges):
             raise TransferError(f"{path}: upload stopped before the end")
         if sha.hexdigest() != df.sha256:
             # The bytes on disk are not what the recorder wrote: do not publish them as the log.
@@ -410,41 +408,40 @@ class OffloadEngine:
                 f"local file {path} does not match its manifest sha256 (corrupt or changed "
                 "since recorded); upload aborted, the local file is kept"
             )
+        numbers = sorted(etags)
         self.client.complete_multipart_upload(
             Bucket=self.bucket,
             Key=key,
             UploadId=upload_id,
-            MultipartUpload={"Parts": [self._part_entry(i + 1, d, checksums) for i, d in enumerate(digests)]},
+            MultipartUpload={"Parts": [self._part_entry(n, etags[n], checksums.get(n)) for n in numbers]},
         )
         self.stats.bump(files_sent=1)
-        return self._verify(key, df.size, df.sha256, multipart_etag(digests))
+        # The object's ETag must be the one its parts make: every part is in, in order.
+        return self._verify(
+            key, df.size, df.sha256, multipart_etag([bytes.fromhex(etags[n]) for n in numbers])
+        )
 
     @property
     def _checksum_args(self) -> dict[str, str]:
-        algorithm = self.options.checksum_algorithm
-        return {"ChecksumAlgorithm": algorithm} if algorithm else {}
+        return {"ChecksumAlgorithm": "CRC32"} if self.options.checksum_algorithm else {}
 
-    @property
-    def _checksum_field(self) -> str | None:
-        algorithm = self.options.checksum_algorithm
-        return f"Checksum{algorithm.upper()}" if algorithm else None
-
-    def _part_integrity_args(self, md5: bytes) -> dict[str, str]:
-        """What lets S3 reject a part damaged in transit: the flexible checksum when one is configured
-        (CRC32 is far cheaper for the server than MD5), else Content-MD5. The returned ETag is
-        compared with the local MD5 either way."""
-        return self._checksum_args or {"ContentMD5": base64.b64encode(md5).decode()}
-
-    def _local_checksum(self, data: bytes) -> str | None:
-        """The part checksum S3 would report, for endpoints whose ListParts omits it (moto)."""
-        if (self.options.checksum_algorithm or "").upper() != "CRC32":
+    def _crc32(self, data: bytes) -> str | None:
+        """The part's CRC32 as S3 writes it (base64 of 4 big-endian bytes), when checksums are on."""
+        if not self.options.checksum_algorithm:
             return None
         return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
-    def _part_entry(self, number: int, md5: bytes, checksums: dict[int, str | None]) -> dict[str, Any]:
-        entry: dict[str, Any] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
-        if self._checksum_field and checksums.get(number):
-            entry[self._checksum_field] = checksums[number]
+    @staticmethod
+    def _same_part(listed: tuple[str, int], data: bytes) -> bool:
+        """A part left by an interrupted run is reused only if it holds exactly these bytes."""
+        etag, size = listed
+        return size == len(data) and etag == hashlib.md5(data).hexdigest()
+
+    @staticmethod
+    def _part_entry(number: int, etag: str, checksum: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"PartNumber": number, "ETag": f'"{etag}"'}
+        if checksum:
+            entry["ChecksumCRC32"] = checksum
         return entry
 
     def _upload_part(
@@ -454,28 +451,32 @@ class OffloadEngine:
         upload_id: str,
         number: int,
         data: bytes,
-        md5: bytes,
+        etags: dict[int, str],
         checksums: dict[int, str | None],
     ) -> None:
+        """Upload one part with an integrity check S3 enforces on arrival: CRC32 when checksums are on
+        (S3 answers BadDigest to a damaged part; no MD5 pass over the data needed), else Content-MD5."""
         try:
             self.stats.bump(bytes_attempted=len(data))
             if self.listener is not None:
                 self.listener("attempt", log_name, len(data))
-            response = self.client.upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                **self._part_integrity_args(md5),
+            crc = self._crc32(data)
+            md5 = None if crc else hashlib.md5(data).hexdigest()
+            integrity = (
+                {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc}
+                if crc
+                else {"ContentMD5": base64.b64encode(bytes.fromhex(md5 or "")).decode()}
             )
-            if response["ETag"].strip('"') != md5.hex():
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **integrity
+            )
+            etag = response["ETag"].strip('"')
+            if (md5 and etag != md5) or (crc and response.get("ChecksumCRC32") not in (None, crc)):
                 raise TransferError(
-                    f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {response['ETag']}, "
-                    f"expected md5 {md5.hex()}"
+                    f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {etag} / CRC32 "
+                    f"{response.get('ChecksumCRC32')}, which is not what was sent"
                 )
-            if self._checksum_field:
-                checksums[number] = response.get(self._checksum_field)
+            etags[number], checksums[number] = etag, crc
             self.stats.bump(bytes_sent=len(data), parts_sent=1)
             self._done("sent", log_name, len(data))
         finally:
