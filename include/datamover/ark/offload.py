@@ -5,14 +5,15 @@ Layout in the bucket: `<prefix>/<log name>/<data file path>` for each data file,
 
 - Part size is a pure function of the file size (`part_size_for`), so an interrupted multipart upload
   lines up with the local file on the next run.
-- Each file is read once, sequentially, by one file worker that hashes it (sha256 for the manifest,
-  md5 per part for the ETag) and hands parts to a shared upload pool; a semaphore bounds the parts held
-  in memory to `max_buffered_parts`.
+- Each file is read once, sequentially, by one file worker that hashes it (sha256 for the manifest;
+  CRC32 per part, or MD5 without flexible checksums) and hands parts to a shared upload pool; a
+  semaphore bounds the parts held in memory to `max_buffered_parts`. Large files are read one at a time.
 - Resume: a complete object is skipped when its size, its `sha256` metadata and its ETag (recomputed
   from the local bytes) all match; an in-progress multipart upload (ListMultipartUploads) is continued:
   a listed part (ListParts) is reused only if its size and ETag equal the md5 of the local part bytes.
-- Verification: after CompleteMultipartUpload / PutObject, HeadObject must show the expected size,
-  sha256 metadata and ETag (md5 of the part md5s, `-N`); the local sha256 must equal the manifest's.
+- Verification: a PutObject's answer must carry the MD5 of the bytes sent (S3 also checked them
+  against Content-MD5); after CompleteMultipartUpload, HeadObject must show the expected size, sha256
+  metadata and ETag (the MD5 of the parts' ETags, `-N`); the local sha256 must equal the manifest's.
 - Nothing local is deleted unless `remove_after_offload` and every object of the log is verified.
 """
 
@@ -189,9 +190,11 @@ class OffloadEngine:
                 if self.progress is not None:
                     self.progress.set_state(lg.name, UPLOADING)
                 pending[lg.name] = len(lg.files)
+                present = self._present_keys(lg.name)  # one listing, so a fresh log needs no HEADs
                 # big files first inside a log keeps all workers busy to the end
                 for df in sorted(lg.files, key=lambda f: -f.size):
-                    futures[files.submit(self._offload_file, lg, df, parts)] = (lg, df)
+                    maybe_done = self.key(lg.name, df.path) in present
+                    futures[files.submit(self._offload_file, lg, df, parts, maybe_done)] = (lg, df)
             for future in as_completed(futures):
                 lg, df = futures[future]
                 try:
@@ -258,11 +261,13 @@ class OffloadEngine:
             self._fail(result, failed, f"finishing the log: {_describe(exc)}")
 
     # --- one file ------------------------------------------------------------------------------
-    def _offload_file(self, lg: ArkLog, df: DataFile, parts: ThreadPoolExecutor) -> dict[str, Any]:
+    def _offload_file(
+        self, lg: ArkLog, df: DataFile, parts: ThreadPoolExecutor, maybe_done: bool = True
+    ) -> dict[str, Any]:
         key = self.key(lg.name, df.path)
         path = lg.directory / df.path
         part_size = part_size_for(df.size, self.options.min_part_size)
-        existing = self._head(key)
+        existing = self._head(key) if maybe_done else None
         if existing and self._is_complete(existing, df, path, part_size):
             self.stats.bump(bytes_skipped=df.size, files_skipped=1)
             self._done("skipped", lg.name, df.size)
@@ -282,6 +287,14 @@ class OffloadEngine:
                 )
             return self._put_small(lg.name, key, data, df.sha256)
         return self._multipart(lg, df, key, path, part_size, parts)
+
+    def _present_keys(self, log_name: str) -> set[str]:
+        """Keys already under the log's prefix (complete objects from an earlier run)."""
+        prefix = self.key(log_name, "") + "/"
+        keys: set[str] = set()
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.update(o["Key"] for o in page.get("Contents", []))
+        return keys
 
     def _head(self, key: str) -> dict[str, Any] | None:
         try:
@@ -308,7 +321,7 @@ class OffloadEngine:
     ) -> dict[str, Any]:
         md5 = hashlib.md5(data)
         self.stats.bump(bytes_attempted=len(data))
-        self.client.put_object(
+        response = self.client.put_object(
             Bucket=self.bucket,
             Key=key,
             Body=data,
@@ -316,9 +329,14 @@ class OffloadEngine:
             ContentMD5=base64.b64encode(md5.digest()).decode(),
             Metadata={"sha256": sha256},
         )
+        # S3 checked the body against Content-MD5 and answers with the MD5 of what it stored.
+        if response["ETag"].strip('"') != md5.hexdigest():
+            raise TransferError(
+                f"s3://{self.bucket}/{key}: S3 stored ETag {response['ETag']}, sent MD5 {md5.hexdigest()}"
+            )
         self.stats.bump(bytes_sent=len(data), parts_sent=1, files_sent=1)
         self._done("sent", log_name, len(data))
-        return self._verify(key, len(data), sha256, md5.hexdigest())
+        return {"size": len(data), "sha256": sha256, "etag": md5.hexdigest(), "skipped": False}
 
     def _verify(self, key: str, size: int, sha256: str, etag: str) -> dict[str, Any]:
         head = self.client.head_object(Bucket=self.bucket, Key=key)
