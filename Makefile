@@ -64,5 +64,8 @@ standalone: services-up airflow-init
 bench: bench-dump bench-sync bench-offload
 
 clean: services-down
+	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)
+	home="$$(cat .state/services/postgres/home 2>/dev/null || true)"; \
+	    case "$$home" in /tmp/datamover-pg-*) rm -rf "$$home" ;; esac
 	rm -rf .state
 -include bench/*.mk

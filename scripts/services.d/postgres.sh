@@ -1,12 +1,27 @@
 # PostgreSQL: Debian's server binaries, a private cluster in $SERVICES_DIR/postgres on $PG_PORT.
 
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-PG_DATA_DIR="$SERVICES_DIR/postgres/data"
-PG_LOG="$SERVICES_DIR/postgres/postgres.log"
-
 # The server refuses to run as root, so root runs it as the package's `postgres` user.
 pg_run() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# pg_home: where the cluster lives: $SERVICES_DIR/postgres, unless root's checkout sits below a
+# folder the `postgres` user cannot enter (e.g. a mktemp -d); then a private folder under /tmp named
+# after the checkout, recorded in $SERVICES_DIR/postgres/home so status/down find it.
+pg_home() {
+    local record="$SERVICES_DIR/postgres/home" home="$SERVICES_DIR/postgres"
+    [ -s "$record" ] && { cat "$record"; return; }
+    mkdir -p "$home"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$home"
+        if ! runuser -u postgres -- test -w "$home" 2>/dev/null; then
+            home="/tmp/datamover-pg-$(printf '%s' "$ROOT_DIR" | md5sum | cut -c1-12)"
+            mkdir -p "$home" && chown postgres: "$home" && chmod 700 "$home"
+        fi
+    fi
+    echo "$home" >"$record"
+    echo "$home"
 }
 
 postgres_install() {
@@ -15,22 +30,23 @@ postgres_install() {
 }
 
 postgres_up() {
-    local bin; bin="$(pg_bindir)"
+    local bin home; bin="$(pg_bindir)"
     [ -x "$bin/pg_ctl" ] || { log "postgres: server binaries not found under /usr/lib/postgresql"; return 1; }
-    mkdir -p "$SERVICES_DIR/postgres"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$SERVICES_DIR/postgres"
+    home="$(pg_home)"
+    local PG_DATA_DIR="$home/data" PG_LOG="$home/postgres.log"
     if [ ! -s "$PG_DATA_DIR/PG_VERSION" ]; then
-        local pwfile="$SERVICES_DIR/postgres/.pw"
+        local pwfile="$home/.pw"
         printf '%s\n' "$PG_PASSWORD" > "$pwfile"
         [ "$(id -u)" -eq 0 ] && chown postgres: "$pwfile"
         pg_run "$bin/initdb" -D "$PG_DATA_DIR" -U "$PG_USER" --pwfile="$pwfile" -A scram-sha-256 \
             -E UTF8 --locale=C.UTF-8 >"$SERVICES_DIR/postgres/initdb.log" 2>&1 \
-            || { log "postgres: initdb failed"; tail -n 20 "$SERVICES_DIR/postgres/initdb.log" >&2; return 1; }
+            || { log "postgres: initdb failed"; tail -n 20 "$SERVICES_DIR/postgres/initdb.log" >&2
+                 rm -f "$pwfile"; return 1; }
         rm -f "$pwfile"
         cat >>"$PG_DATA_DIR/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
-unix_socket_directories = '$SERVICES_DIR/postgres'
+unix_socket_directories = '$home'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -49,13 +65,13 @@ CONF
 }
 
 postgres_down() {
-    local bin; bin="$(pg_bindir)"
+    local bin PG_DATA_DIR; bin="$(pg_bindir)"; PG_DATA_DIR="$(pg_home)/data"
     [ -s "$PG_DATA_DIR/postmaster.pid" ] || return 0
     pg_run "$bin/pg_ctl" -D "$PG_DATA_DIR" -m fast -w stop >/dev/null 2>&1 || true
 }
 
 postgres_status() {
-    local bin; bin="$(pg_bindir)"
+    local bin PG_DATA_DIR; bin="$(pg_bindir)"; PG_DATA_DIR="$(pg_home)/data"
     if [ -n "$bin" ] && [ -s "$PG_DATA_DIR/PG_VERSION" ] && pg_run "$bin/pg_ctl" -D "$PG_DATA_DIR" status >/dev/null 2>&1; then
         echo "postgres: running, postgresql://$PG_USER@127.0.0.1:$PG_PORT/$PG_DATABASE"
     else
