@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -95,12 +97,20 @@ def test_bad_top_level_name_is_refused(tmp_path: Path) -> None:
     assert "name refused" in rejected[0].reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file(tmp_path: Path) -> None:
+    """Root reads any file whatever its mode, so as root the scan runs in a child process without the
+    capabilities that bypass file permissions (setpriv, util-linux)."""
     log = generate_log(tmp_path, "run_1", [100], seed=1)
     (log.directory / "data" / "seg-00000.arkd").chmod(0)
-    _, rejected = detect(tmp_path, settle_seconds=0)
-    assert "unreadable file data/seg-00000.arkd" in rejected[0].reason
+    code = (
+        "import sys; from datamover.ark.format import detect; "
+        "print(detect(sys.argv[1], settle_seconds=0)[1][0].reason)"
+    )
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    reason = subprocess.run(
+        [*drop, sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "unreadable file data/seg-00000.arkd" in reason
 
 
 def test_file_still_being_written_is_rejected(tmp_path: Path) -> None:
