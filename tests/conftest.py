@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from datamover.s3client import S3Endpoint
 from datamover.settings_loader import connections_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,4 +52,35 @@ def run_airflow(*args: str, timeout: float = 600) -> subprocess.CompletedProcess
         text=True,
         timeout=timeout,
         env=os.environ.copy(),
+    )
+
+
+# Keys that break naive S3 code: spaces, unicode, '+', '%', reserved punctuation, very deep paths.
+AWKWARD_KEYS = [
+    "small.txt",
+    "empty",
+    "with space/a file.csv",
+    "ünïcödé/日本語.txt",
+    "plus+sign/100%/a%20b+c.txt",
+    "/".join(f"d{i}" for i in range(40)) + "/deep.txt",
+]
+
+
+def moto_endpoint(label: str = "aws_default") -> S3Endpoint:
+    """The local AWS S3 stand-in (moto), as the connection `label` would reach it."""
+    return S3Endpoint(
+        os.environ["DATAMOVER_S3_ENDPOINT"],
+        access_key=os.environ["DATAMOVER_S3_ACCESS_KEY"],
+        secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
+        label=label,
+    )
+
+
+def ceph_endpoint(secret: str | None = None, label: str = "egress_output") -> S3Endpoint:
+    """The real Ceph RADOS Gateway (SigV4 enforced); `secret` overrides the key to test refusals."""
+    return S3Endpoint(
+        os.environ["DATAMOVER_CEPH_ENDPOINT"],
+        access_key=os.environ["DATAMOVER_CEPH_ACCESS_KEY"],
+        secret_key=secret or os.environ["DATAMOVER_CEPH_SECRET_KEY"],
+        label=label,
     )

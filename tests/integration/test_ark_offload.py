@@ -28,18 +28,9 @@ from datamover.ark.progress import COMPLETE, Progress, StatusPublisher
 from datamover.errors import ConnectionCheckError
 from datamover.s3client import S3Endpoint
 from datamover.streams.definition import decode, stream
-from tests.conftest import run_airflow
+from tests.conftest import moto_endpoint, run_airflow
 
 pytestmark = pytest.mark.integration
-
-
-def endpoint() -> S3Endpoint:
-    return S3Endpoint(
-        os.environ["DATAMOVER_S3_ENDPOINT"],
-        access_key=os.environ["DATAMOVER_S3_ACCESS_KEY"],
-        secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
-        label="aws_default",
-    )
 
 
 def empty_bucket(client, bucket: str) -> None:
@@ -53,7 +44,7 @@ def empty_bucket(client, bucket: str) -> None:
 
 @pytest.fixture
 def s3() -> Iterator[tuple[object, str]]:
-    client = endpoint().client()
+    client = moto_endpoint().client()
     bucket = f"ark-it-{uuid.uuid4().hex[:10]}"
     client.create_bucket(Bucket=bucket)
     yield client, bucket

@@ -26,8 +26,7 @@ from datamover.egress.dump import TableDump, dump_table, prepare_session
 from datamover.egress.pipeline import MIB, StreamTuning
 from datamover.egress.sql import Interval
 from datamover.errors import ConnectionCheckError, SourceError
-from datamover.s3client import S3Endpoint
-from tests.conftest import run_airflow
+from tests.conftest import moto_endpoint, run_airflow
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +75,7 @@ def dsn() -> str:
 
 @pytest.fixture(scope="module")
 def s3() -> Any:
-    return S3Endpoint(
-        endpoint_url=os.environ["DATAMOVER_S3_ENDPOINT"],
-        access_key=os.environ["DATAMOVER_S3_ACCESS_KEY"],
-        secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
-        label="test",
-    ).client()
+    return moto_endpoint("test").client()
 
 
 @pytest.fixture(scope="module", autouse=True)

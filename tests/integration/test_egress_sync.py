@@ -19,37 +19,12 @@ from boto3.s3.transfer import TransferConfig
 from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, Side, check_side
 from datamover.mirror.plan import MIB, Action
 from datamover.s3client import S3Endpoint, S3Path
-from tests.conftest import run_airflow
+from tests.conftest import AWKWARD_KEYS, ceph_endpoint, moto_endpoint, run_airflow
 
 pytestmark = pytest.mark.integration
 
 SRC_BUCKET, DST_BUCKET = "sync-test-src", "sync-test-dst"
-AWKWARD = [
-    "small.txt",
-    "empty",
-    "with space/a file.csv",
-    "ünïcödé/日本語.txt",
-    "plus+sign/100%/a%20b+c.txt",
-    "/".join(f"d{i}" for i in range(40)) + "/deep.txt",
-]
-
-
-def src_endpoint() -> S3Endpoint:
-    return S3Endpoint(
-        os.environ["DATAMOVER_S3_ENDPOINT"],
-        access_key=os.environ["DATAMOVER_S3_ACCESS_KEY"],
-        secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
-        label="egress_input",
-    )
-
-
-def dst_endpoint(secret: str | None = None) -> S3Endpoint:
-    return S3Endpoint(
-        os.environ["DATAMOVER_CEPH_ENDPOINT"],
-        access_key=os.environ["DATAMOVER_CEPH_ACCESS_KEY"],
-        secret_key=secret or os.environ["DATAMOVER_CEPH_SECRET_KEY"],
-        label="egress_output",
-    )
+AWKWARD = AWKWARD_KEYS
 
 
 def empty_prefix(client, bucket: str, prefix: str) -> None:
@@ -64,8 +39,8 @@ def empty_prefix(client, bucket: str, prefix: str) -> None:
 def sides() -> Iterator[tuple[Side, Side]]:
     """A fresh source folder in moto and destination folder in Ceph, emptied afterwards."""
     run = uuid.uuid4().hex[:8]
-    src = Side.connect(src_endpoint(), S3Path(SRC_BUCKET, f"in-{run}/daily"), "input")
-    dst = Side.connect(dst_endpoint(), S3Path(DST_BUCKET, f"out-{run}/dh-secure"), "output")
+    src = Side.connect(moto_endpoint("egress_input"), S3Path(SRC_BUCKET, f"in-{run}/daily"), "input")
+    dst = Side.connect(ceph_endpoint(), S3Path(DST_BUCKET, f"out-{run}/dh-secure"), "output")
     check_side(src, create_bucket=True)
     check_side(dst, create_bucket=True)
     yield src, dst
@@ -192,7 +167,7 @@ def test_source_object_deleted_mid_run_is_reported_and_skipped(sides: tuple[Side
 
 def test_wrong_credentials_fail_fast_naming_the_connection(sides: tuple[Side, Side]) -> None:
     src, dst = sides
-    bad = Side.connect(dst_endpoint(secret="wrong-secret"), dst.path, "output")
+    bad = Side.connect(ceph_endpoint(secret="wrong-secret"), dst.path, "output")
     t = time.monotonic()
     with pytest.raises(MirrorAuthError, match=r"'egress_output'.*credentials"):
         check_side(bad)
@@ -212,9 +187,9 @@ KILLED_COPY = textwrap.dedent("""
     import sys
     from datamover.mirror.engine import Mirror, MirrorOptions, Side
     from datamover.s3client import S3Endpoint, S3Path
-    from tests.integration.test_egress_sync import src_endpoint, dst_endpoint
-    src = Side.connect(src_endpoint(), S3Path.parse(sys.argv[1]), "input")
-    dst = Side.connect(dst_endpoint(), S3Path.parse(sys.argv[2]), "output")
+    from tests.conftest import ceph_endpoint, moto_endpoint
+    src = Side.connect(moto_endpoint("egress_input"), S3Path.parse(sys.argv[1]), "input")
+    dst = Side.connect(ceph_endpoint(), S3Path.parse(sys.argv[2]), "output")
     # one object and one part at a time, so the kill lands mid-upload
     Mirror(src, dst, MirrorOptions(object_workers=1, part_workers=1, max_buffer_bytes=8 << 20)).run()
 """)
@@ -263,7 +238,8 @@ def test_airflow_dags_test_egress_sync(sides: tuple[Side, Side], monkeypatch: py
     put(src, "2026-01-05/t1.csv.gz", b"one" * 1000)
     put(src, "2026-01-05/sub/t2.csv.gz", b"two" * 1000)
     put(src, "2026-01-04/other-day.csv.gz", b"not in scope")
-    for conn_id, ep, side in (("EGRESS_INPUT", src_endpoint(), src), ("EGRESS_OUTPUT", dst_endpoint(), dst)):
+    sides = (("EGRESS_INPUT", moto_endpoint("egress_input"), src), ("EGRESS_OUTPUT", ceph_endpoint(), dst))
+    for conn_id, ep, side in sides:
         conn = {
             "conn_type": "aws",
             "login": ep.access_key,

@@ -13,28 +13,12 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from datamover.s3client import S3Endpoint
 from datamover.s3lean import LeanS3
+from tests.conftest import AWKWARD_KEYS, ceph_endpoint
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "s3lean-test"
-AWKWARD = [
-    "small.txt",
-    "empty",
-    "with space/a file.csv",
-    "ünïcödé/日本語.txt",
-    "plus+sign/100%/a%20b+c.txt",
-    "tilde~/semi;colon=eq&amp,comma'quote(paren)!star*",
-    "/".join(f"d{i}" for i in range(40)) + "/deep.txt",
-]
-
-
-def ceph(secret: str | None = None) -> S3Endpoint:
-    return S3Endpoint(
-        os.environ["DATAMOVER_CEPH_ENDPOINT"],
-        access_key=os.environ["DATAMOVER_CEPH_ACCESS_KEY"],
-        secret_key=secret or os.environ["DATAMOVER_CEPH_SECRET_KEY"],
-        label="egress_output",
-    )
+AWKWARD = [*AWKWARD_KEYS, "tilde~/semi;colon=eq&amp,comma'quote(paren)!star*"]
 
 
 def _md5(body: bytes) -> tuple[str, str]:
@@ -44,7 +28,7 @@ def _md5(body: bytes) -> tuple[str, str]:
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    client = ceph().client()
+    client = ceph_endpoint().client()
     try:
         client.create_bucket(Bucket=BUCKET)
     except ClientError as exc:
@@ -59,7 +43,7 @@ def prefix() -> Iterator[str]:
 
 @pytest.mark.parametrize("name", AWKWARD)
 def test_round_trip_awkward_keys(prefix: str, name: str) -> None:
-    lean = LeanS3(ceph(), 4)
+    lean = LeanS3(ceph_endpoint(), 4)
     key = prefix + name
     body = b"" if name == "empty" else os.urandom(1000) + name.encode()
     hexmd5, b64 = _md5(body)
@@ -79,13 +63,13 @@ def test_round_trip_awkward_keys(prefix: str, name: str) -> None:
     assert got.content_headers["ContentLanguage"] == "de"
 
     # boto3 sees the same object under the same key (no double encoding).
-    head = ceph().client().head_object(Bucket=BUCKET, Key=key)
+    head = ceph_endpoint().client().head_object(Bucket=BUCKET, Key=key)
     assert head["ContentLength"] == len(body)
     assert head["Metadata"]["owner"] == "team a  b"
 
 
 def test_wrong_md5_is_rejected(prefix: str) -> None:
-    lean = LeanS3(ceph(), 2)
+    lean = LeanS3(ceph_endpoint(), 2)
     with pytest.raises(ClientError) as err:
         lean.put_object(BUCKET, prefix + "bad-md5", b"abc", _md5(b"abd")[1], {}, {})
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
@@ -93,7 +77,7 @@ def test_wrong_md5_is_rejected(prefix: str) -> None:
 
 
 def test_wrong_secret_is_403(prefix: str) -> None:
-    lean = LeanS3(ceph(secret="wrong-secret"), 2)
+    lean = LeanS3(ceph_endpoint(secret="wrong-secret"), 2)
     with pytest.raises(ClientError) as err:
         lean.put_object(BUCKET, prefix + "x", b"abc", _md5(b"abc")[1], {}, {})
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
@@ -106,14 +90,14 @@ def test_wrong_secret_is_403(prefix: str) -> None:
 
 def test_missing_object_is_404(prefix: str) -> None:
     with pytest.raises(ClientError) as err:
-        LeanS3(ceph(), 2).get_object(BUCKET, prefix + "no/such key")
+        LeanS3(ceph_endpoint(), 2).get_object(BUCKET, prefix + "no/such key")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     assert err.value.response["Error"]["Code"] == "NoSuchKey"
     assert err.value.operation_name == "GetObject"
 
 
 def test_if_match_mismatch_is_412(prefix: str) -> None:
-    lean = LeanS3(ceph(), 2)
+    lean = LeanS3(ceph_endpoint(), 2)
     lean.put_object(BUCKET, prefix + "v", b"v1", _md5(b"v1")[1], {}, {})
     with pytest.raises(ClientError) as err:
         lean.get_object(BUCKET, prefix + "v", if_match=f'"{_md5(b"other")[0]}"')
