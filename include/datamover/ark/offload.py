@@ -7,7 +7,7 @@ Layout in the bucket: `<prefix>/<log name>/<data file path>` for each data file,
   lines up with the local file on the next run.
 - Each file is read once, sequentially, by one file worker that hashes it (sha256 for the manifest;
   CRC32 per part, or MD5 without flexible checksums) and hands parts to a shared upload pool; a
-  semaphore bounds the parts held in memory to `max_buffered_parts`. Large files are read one at a time.
+  semaphore bounds the parts held in memory to `max_buffered_parts`. Few large files are read at a time.
 - Resume: a complete object is skipped when its size, its `sha256` metadata and its ETag (recomputed
   from the local bytes) all match; an in-progress multipart upload (ListMultipartUploads) is continued:
   a listed part (ListParts) is reused only if its size and ETag equal the md5 of the local part bytes.
@@ -80,9 +80,10 @@ class OffloadOptions:
     min_part_size: int = 8 * MiB  # measured on moto: 8 MiB parts beat 16 MiB by ~1.4x
     concurrency: int = 10  # part uploads in flight, all files together
     file_concurrency: int = 4  # files read at the same time
-    # Large files are read one at a time (their parts still upload `concurrency` wide): each file's
-    # CompleteMultipartUpload then overlaps the next file's parts instead of all landing at the end.
-    multipart_readers: int = 1
+    # Large files read at the same time (their parts upload `concurrency` wide together). Few, so
+    # one file's CompleteMultipartUpload overlaps the next file's parts instead of all landing at
+    # the end; two rather than one so hashing uses both cores (measured on moto: 13.0 s vs 14.1 s).
+    multipart_readers: int = 2
     # "CRC32": S3 flexible checksum on every part (the AWS CLI's default): S3 checks each part on
     # arrival and no MD5 pass over the data is needed. None (Content-MD5 instead) for endpoints
     # without flexible-checksum support.
