@@ -178,10 +178,13 @@ def main() -> None:
         f"endpoint {endpoint}",
         flush=True,
     )
-    # Rounds interleave the tools so a slow spell of the shared 2-core machine hits all of them;
-    # each tool keeps its best round.
+    # Rounds interleave the tools so a slow spell of the shared 2-core machine hits all of them, and
+    # rotate their order so none is always first after the bucket was emptied; each keeps its best.
+    names = list(runs)
     for round_no in range(1, args.rounds + 1):
-        for name, cmd in runs.items():
+        shift = (round_no - 1) % len(names)
+        for name in names[shift:] + names[:shift]:
+            cmd = runs[name]
             seconds = timed(name, cmd, env)
             results[name] = min(seconds, results.get(name, seconds))
             print(
