@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICES := scripts/services
 # Every Airflow command runs with the local environment (AIRFLOW_HOME in .state/, ports, ...).
-WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" &&
+WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/.state/bootstrap/bin:$$PATH" &&
 
 .PHONY: help setup services-up services-down services-status airflow-init settings demo test test-unit \
         lint standalone bench clean
@@ -19,10 +19,13 @@ help:
 	@echo "make services-down   stop the local services"
 	@echo "make bench           run the benchmarks (bench/)"
 
+# uv from PATH, else bootstrapped into .state/bootstrap (Debian's python3 refuses a global pip install).
 $(PY): pyproject.toml
-	@command -v uv >/dev/null || python3 -m pip install -q uv
-	uv venv -q --allow-existing --python 3.11 $(VENV)
-	uv pip install -q --python $(PY) --compile-bytecode -e '.[dev]'
+	@command -v uv >/dev/null || [ -x .state/bootstrap/bin/uv ] \
+		|| { python3 -m venv .state/bootstrap && .state/bootstrap/bin/pip install -q uv; }
+	uv="$$(command -v uv || echo .state/bootstrap/bin/uv)"; \
+	"$$uv" venv -q --allow-existing --python 3.11 $(VENV) && \
+	"$$uv" pip install -q --python $(PY) --compile-bytecode -e '.[dev]'
 	@touch $(PY)
 
 setup: $(PY)

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import boto3
+from bench_tools import ensure_awscli
 
 from datamover.ark.offload import kill_at_fraction
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
-AWSCLI_PIN = "awscli==1.46.2"
 MB = 1_000_000
 
 
@@ -37,17 +37,6 @@ def tool_env() -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
     }
-
-
-def ensure_awscli() -> Path:
-    venv = STATE / "tools"
-    aws = venv / "bin" / "aws"
-    if not aws.exists():
-        subprocess.run(["uv", "venv", "-q", "--allow-existing", "--python", "3.11", str(venv)], check=True)
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", str(venv / "bin/python"), AWSCLI_PIN], check=True
-        )
-    return aws
 
 
 def ensure_data(base: Path, big_gb: float, big_files: int, small_files: int) -> None:

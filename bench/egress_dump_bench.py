@@ -16,20 +16,19 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench_tools import AWSCLI_PIN, ensure_awscli
+
 if TYPE_CHECKING:
     import psycopg
     from botocore.client import BaseClient
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / ".state" / "tools" / "awscli"
-AWSCLI_PIN = "awscli==1.46.2"
 SCHEMA = "egress_bench"
 BUCKET = "egress-bench"
 BASE_TABLE_MB = 1000
@@ -72,25 +71,6 @@ def s3_client() -> BaseClient:
         secret_key=os.environ["DATAMOVER_S3_SECRET_KEY"],
         label="bench",
     ).client()
-
-
-def ensure_awscli() -> Path:
-    aws = TOOLS / "bin" / "aws"
-    if aws.exists():
-        return aws
-    print(f"installing {AWSCLI_PIN} into {TOOLS} ...", flush=True)
-    TOOLS.parent.mkdir(parents=True, exist_ok=True)
-    if shutil.which("uv"):
-        subprocess.run(
-            ["uv", "venv", "-q", "--allow-existing", "--python", sys.executable, str(TOOLS)], check=True
-        )
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", str(TOOLS / "bin" / "python"), AWSCLI_PIN], check=True
-        )
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
-        subprocess.run([str(TOOLS / "bin" / "pip"), "install", "-q", AWSCLI_PIN], check=True)
-    return aws
 
 
 def csv_bytes(conn: psycopg.Connection, table: str) -> int:
