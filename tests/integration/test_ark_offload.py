@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -247,27 +248,77 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto_with_auth() -> Iterator[str]:
-    """A second moto that checks credentials (the shared one accepts any key)."""
+def _private_moto(**env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A moto server of this test's own (so it can check keys, or be killed) and its host:port."""
     port = _free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def moto_with_auth() -> Iterator[str]:
+    """A second moto that checks credentials (the shared one accepts any key)."""
+    proc, address = _private_moto(INITIAL_NO_AUTH_ACTION_COUNT="0")
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_endpoint_gone_mid_upload_fails_clearly_and_keeps_everything_local(tmp_path: Path) -> None:
+    """The S3 endpoint dies at ~40%: the log fails with a message saying the completed parts are kept
+    for the next run, after retries; nothing onboard is removed, even with remove_after_offload."""
+    proc, address = _private_moto()
+    try:
+        log = generate_log(tmp_path, "doomed", [96 * MiB], seed=7)
+        before = {
+            df.path: hashlib.sha256((log.directory / df.path).read_bytes()).hexdigest() for df in log.files
+        }
+        client = S3Endpoint(f"http://{address}", access_key="a", secret_key="b").client(
+            retries=2, connect_timeout=2, read_timeout=10
+        )
+        client.create_bucket(Bucket="gone")
+        logs, _ = detect(tmp_path, settle_seconds=0)
+        sent = 0
+
+        def kill_at_40_percent(kind: str, _name: str, nbytes: int) -> None:
+            nonlocal sent
+            if kind == "sent":
+                sent += nbytes
+                if sent >= 0.4 * 96 * MiB and proc.poll() is None:
+                    proc.kill()
+
+        engine = OffloadEngine(
+            client,
+            "gone",
+            OffloadOptions(prefix="p", concurrency=2, max_buffered_parts=2, remove_after_offload=True),
+            listener=kill_at_40_percent,
+        )
+        started = time.monotonic()
+        [result] = engine.run(logs)
+        assert time.monotonic() - started < 120
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert result.state == "error", result
+    assert "after retries; completed parts are kept for the next run" in (result.error or "")
+    assert _local_digests(log) == before and (log.directory / MANIFEST_NAME).exists()
+
+
+def _local_digests(log: Any) -> dict[str, str]:
+    return {df.path: hashlib.sha256((log.directory / df.path).read_bytes()).hexdigest() for df in log.files}
 
 
 def test_invalid_credentials_fail_naming_the_connection(moto_with_auth: str) -> None:
