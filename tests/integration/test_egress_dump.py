@@ -23,9 +23,10 @@ from datamover.egress.bucket import BucketRules, check_bucket, preflight
 from datamover.egress.config import TableSpec
 from datamover.egress.demo_seed import seed
 from datamover.egress.dump import TableDump, dump_table, prepare_session
-from datamover.egress.pipeline import MIB, StreamTuning
+from datamover.egress.pipeline import StreamTuning
 from datamover.egress.sql import Interval
 from datamover.errors import ConnectionCheckError, SourceError
+from datamover.units import MIB
 from tests.conftest import moto_endpoint, run_airflow
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,9 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, Side, check_side
-from datamover.mirror.plan import MIB, Action
+from datamover.mirror.plan import Action
 from datamover.s3client import S3Endpoint, S3Path
+from datamover.units import MIB
 from tests.conftest import AWKWARD_KEYS, ceph_endpoint, moto_endpoint, run_airflow
 
 pytestmark = pytest.mark.integration

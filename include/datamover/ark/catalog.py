@@ -16,7 +16,7 @@ import psycopg
 from botocore.client import BaseClient
 from psycopg import sql
 
-from datamover.ark.format import MANIFEST_NAME, ManifestError, parse_manifest, parse_time
+from datamover.ark.format import MANIFEST_NAME, MAX_MANIFEST_BYTES, ManifestError, parse_manifest, parse_time
 
 TABLE = "ark_log_catalog"
 
@@ -66,7 +66,7 @@ def manifest_keys(client: BaseClient, bucket: str, prefix: str) -> Iterator[str]
 
 def row_from_s3(client: BaseClient, bucket: str, manifest_key: str) -> dict[str, Any]:
     obj = client.get_object(Bucket=bucket, Key=manifest_key)
-    raw = obj["Body"].read(16 * 1024 * 1024 + 1)
+    raw = obj["Body"].read(MAX_MANIFEST_BYTES + 1)
     name = manifest_key.rstrip("/").split("/")[-2]
     try:
         doc = parse_manifest(raw, name)

@@ -43,10 +43,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datamover.ark.format import MANIFEST_NAME, ArkLog, DataFile, ManifestError, parse_manifest
 from datamover.ark.progress import FAILED, REMOVED, UPLOADING, VERIFIED, Progress
 from datamover.errors import TransferError
+from datamover.units import MIB
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
+MiB = MIB  # the name tests and the benchmark import
 MAX_PARTS = 10_000
 
 

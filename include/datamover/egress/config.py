@@ -32,7 +32,6 @@ from datamover.errors import ConfigError
 DEFAULT_CONFIG = CONFIG_DIR / "egress_dump.yaml"
 
 MODES = ("snapshot", "incremental")
-MIB = 1024 * 1024
 # S3 refuses multipart parts below 5 MiB (except the last); above 64 MiB memory use grows for no gain.
 MIN_PART_MIB, MAX_PART_MIB = 5, 64
 

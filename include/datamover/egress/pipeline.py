@@ -31,8 +31,8 @@ from typing import Any
 from isal import isal_zlib
 
 from datamover.errors import TransferError
+from datamover.units import MIB
 
-MIB = 1024 * 1024
 GZIP_WBITS = 31  # 16 + 15: a gzip header and trailer around raw deflate, readable by plain gunzip
 _END = object()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from datamover.mirror.listing import KeyRange, ObjectInfo
+from datamover.units import MIB
 
 SOURCE_ETAG_META = "datamover-source-etag"  # x-amz-meta-datamover-source-etag on every copy
 
@@ -85,7 +86,6 @@ def diff(
 
 # Standard part sizes of common clients (boto3/aws cli 8, mc 16/64, rclone 5, s5cmd 50 MiB), tried first.
 _COMMON_PART_MIB = (8, 16, 5, 64, 32, 50, 10, 15, 100, 128)
-MIB = 1024 * 1024
 
 
 def guess_part_size(size: int, parts: int, max_part_size: int) -> int | None:

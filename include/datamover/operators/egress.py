@@ -14,13 +14,14 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from datamover.egress.bucket import BucketRules, preflight
-from datamover.egress.config import MIB, TableSpec
+from datamover.egress.config import TableSpec
 from datamover.egress.dump import check_snapshot_allowed, dump_table, parse_interval, prepare_session
 from datamover.egress.manifest import build_manifest, put_manifest, verify_objects
 from datamover.egress.pipeline import StreamTuning
 from datamover.errors import ConfigError, ConnectionCheckError, SourceError
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.units import MIB
 
 
 class PostgresToS3CsvOperator(BaseOperator):

@@ -20,6 +20,7 @@ from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, Mirr
 from datamover.mirror.listing import KeyRange, flatten, list_pages
 from datamover.mirror.metrics import summary_registry
 from datamover.mirror.plan import split_ranges
+from datamover.units import MIB
 
 SHARD_RESULT_KEY = "shard_result"
 
@@ -153,8 +154,8 @@ class S3MirrorOperator(BaseOperator):
             max_delete=int(self.shard.get("max_delete", 1000)),
             object_workers=self.object_workers,
             part_workers=self.part_workers,
-            part_size=self.part_size_mib * 1024 * 1024,
-            max_buffer_bytes=self.max_buffer_mib * 1024 * 1024,
+            part_size=self.part_size_mib * MIB,
+            max_buffer_bytes=self.max_buffer_mib * MIB,
         )
         try:
             result = Mirror(source, dest, options).run()
