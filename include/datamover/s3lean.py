@@ -83,6 +83,10 @@ class SigV4Signer:
                 self._key_day = day
             return self._key
 
+    def scope(self, day: str) -> str:
+        """The credential scope of a request signed on `day` (YYYYMMDD)."""
+        return f"{day}/{self.region}/{self.service}/aws4_request"
+
     def signature(
         self,
         method: str,
@@ -100,7 +104,7 @@ class SigV4Signer:
             (method, canonical_uri, _canonical_query(query), canonical_headers, signed, payload_hash)
         )
         day = amz_date[:8]
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        scope = self.scope(day)
         to_sign = "\n".join(
             ("AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest())
         )
@@ -117,8 +121,7 @@ class SigV4Signer:
         amz_date: str,
     ) -> str:
         signed, sig = self.signature(method, canonical_uri, query, headers, payload_hash, amz_date)
-        scope = f"{amz_date[:8]}/{self.region}/{self.service}/aws4_request"
-        cred = f"{self.access_key}/{scope}"
+        cred = f"{self.access_key}/{self.scope(amz_date[:8])}"
         return f"AWS4-HMAC-SHA256 Credential={cred}, SignedHeaders={signed}, Signature={sig}"
 
 
