@@ -66,6 +66,11 @@ standalone: services-up airflow-init
 # Every benchmark, one after the other (each prints its own figures and ratios).
 bench: bench-dump bench-sync bench-offload
 
+# moto keeps every object in RAM and slows as it grows: each S3 benchmark starts from a fresh one.
+.PHONY: fresh-moto
+fresh-moto: services-up
+	bash $(SERVICES) down moto && bash $(SERVICES) up moto
+
 clean: services-down
 	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)
 	home="$$(cat .state/services/postgres/home 2>/dev/null || true)"; \

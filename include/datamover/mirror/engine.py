@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -113,7 +114,7 @@ class MirrorOptions:
     part_size: int = 8 * MIB
     max_part_size: int = 64 * MIB  # larger source parts are not mirrored part for part (memory)
     max_buffer_bytes: int = 256 * MIB
-    verify_source_md5: bool = True  # single-part source ETag must equal the MD5 of what was read
+    verify_source_md5: bool = True  # a single-part source ETag is the MD5 the destination must find
     abort_stale_uploads: bool = True
 
 
@@ -282,6 +283,9 @@ class ByteBudget:
             yield
         finally:
             self.release(n)
+
+
+_PLAIN_MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def _b64(digest: bytes) -> str:
@@ -495,33 +499,43 @@ class Mirror:
             data, extra, source_meta = self._get_whole(src)
             if len(data) != src.size:
                 raise TransferError(f"read {len(data)} bytes, the listing said {src.size}")
-            md5 = hashlib.md5(data)
-            if (
-                self.opt.verify_source_md5
-                and src.etag
-                and not is_multipart_etag(src.etag)
-                and md5.hexdigest() != src.etag
-            ):
-                raise TransferError(
-                    f"MD5 of the bytes read ({md5.hexdigest()}) differs from the source "
-                    f"ETag {src.etag}; nothing written"
-                )
+            md5_hex = self._expected_md5(src, data)
             meta = {**source_meta, SOURCE_ETAG_META: src.etag}
-            if self.dest.lean is not None:
-                put_etag = self.dest.lean.put_object(
-                    self.dest.path.bucket, self.dest.key(src.key), data, _b64(md5.digest()), meta, extra
-                )
-            else:
-                put_etag = self.dest.client.put_object(
-                    Bucket=self.dest.path.bucket,
-                    Key=self.dest.key(src.key),
-                    Body=data,
-                    ContentMD5=_b64(md5.digest()),
-                    Metadata=meta,
-                    **extra,
-                ).get("ETag")
-        if strip_etag(put_etag) not in ("", md5.hexdigest()):
-            raise TransferError(f"destination ETag {put_etag} is not the MD5 {md5.hexdigest()} sent")
+            content_md5 = _b64(bytes.fromhex(md5_hex))
+            try:
+                if self.dest.lean is not None:
+                    put_etag = self.dest.lean.put_object(
+                        self.dest.path.bucket, self.dest.key(src.key), data, content_md5, meta, extra
+                    )
+                else:
+                    put_etag = self.dest.client.put_object(
+                        Bucket=self.dest.path.bucket,
+                        Key=self.dest.key(src.key),
+                        Body=data,
+                        ContentMD5=content_md5,
+                        Metadata=meta,
+                        **extra,
+                    ).get("ETag")
+            except ClientError as exc:
+                if _code(exc) in ("BadDigest", "InvalidDigest"):
+                    raise TransferError(
+                        f"the bytes read do not match the source ETag {src.etag} ({_code(exc)} from the "
+                        "destination); nothing written"
+                    ) from None
+                raise
+        if strip_etag(put_etag) not in ("", md5_hex):
+            raise TransferError(f"destination ETag {put_etag} is not the MD5 {md5_hex} sent")
+
+    def _expected_md5(self, src: ObjectInfo, data: bytes) -> str:
+        """The MD5 the destination must find in the body (sent as Content-MD5, so it checks it).
+
+        A single-part source ETag is the MD5 the source computed when the object was written, so sending
+        it verifies the copy end to end (source's bytes -> destination's bytes) without hashing here:
+        a damaged read is refused by the destination with BadDigest. Other ETags (empty, or when
+        `verify_source_md5` is off for services whose ETag is not an MD5) need a local MD5 pass."""
+        if self.opt.verify_source_md5 and _PLAIN_MD5_RE.fullmatch(src.etag or ""):
+            return src.etag.lower()
+        return hashlib.md5(data).hexdigest()
 
     def _get_whole(self, src: ObjectInfo) -> tuple[bytes, dict[str, str], dict[str, str]]:
         """(body, content headers in boto3 names, user metadata) of a small source object."""
