@@ -1,10 +1,11 @@
-"""A minimal S3 data-plane client: single GET and PUT of whole small objects, no Airflow, no botocore stack.
+"""A minimal S3 data-plane client: GET/PUT of whole objects and UploadPart, no Airflow, no botocore stack.
 
 Why: botocore spends ~2.7 ms of CPU per request (event hooks, user-agent building, response parsing). For
 many small objects on a small machine that client CPU competes with the services and becomes the
-bottleneck. This client does only what a small-object copy needs over a keep-alive `urllib3` pool,
-signs with AWS Signature V4 itself, and raises botocore's exception types so callers handle errors
-exactly as they do for boto3.
+bottleneck. Over plain http botocore also SHA-256-hashes every request body to sign it: a second pass
+over every byte of a large upload. This client does only what the copies need over a keep-alive
+`urllib3` pool, signs with AWS Signature V4 itself (UNSIGNED-PAYLOAD: Content-MD5 or a CRC32 checksum
+protects the body), and raises botocore's exception types so callers handle errors as for boto3.
 """
 
 from __future__ import annotations
@@ -229,6 +230,28 @@ class LeanS3:
         resp = self._request("PUT", bucket, key, headers, body, "PutObject", unsigned=extra)
         return resp.headers.get("etag", "")
 
+    def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: bytes,
+        checksum_crc32: str | None = None,
+        content_md5_b64: str | None = None,
+    ) -> tuple[str, str | None]:
+        """UploadPart with the integrity check the service enforces on arrival (CRC32 and/or
+        Content-MD5); return (ETag, the CRC32 the service answered or None)."""
+        headers: dict[str, str] = {}
+        if checksum_crc32:  # both headers, as the AWS SDKs send them
+            headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
+            headers["x-amz-checksum-crc32"] = checksum_crc32
+        if content_md5_b64:
+            headers["content-md5"] = content_md5_b64
+        query = {"partNumber": str(part_number), "uploadId": upload_id}
+        resp = self._request("PUT", bucket, key, headers, body, "UploadPart", query=query)
+        return resp.headers.get("etag", ""), resp.headers.get("x-amz-checksum-crc32")
+
     # -- internals -------------------------------------------------------------------------------------
     def _target(self, bucket: str, key: str) -> tuple[str, str]:
         """(Host header, encoded path); the path is both the canonical URI and what goes on the wire."""
@@ -245,13 +268,16 @@ class LeanS3:
         body: bytes,
         operation: str,
         unsigned: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
         host, path = self._target(bucket, key)
+        query = query or {}
+        url = f"{path}?{_canonical_query(query)}" if query else path
         pool = self._pool_for(host)
         attempt = 0
         while True:
             attempt += 1
-            send = self._sign(method, host, path, headers)
+            send = self._sign(method, host, path, headers, query)
             if unsigned:
                 send.update(unsigned)
             if method == "PUT":
@@ -259,7 +285,7 @@ class LeanS3:
             try:
                 resp = pool.urlopen(
                     method,
-                    path,
+                    url,
                     body=body if method == "PUT" else None,
                     headers=send,
                     retries=False,  # retries are ours (status-aware, with backoff)
@@ -288,7 +314,9 @@ class LeanS3:
                 operation,
             )
 
-    def _sign(self, method: str, host: str, path: str, headers: Mapping[str, str]) -> dict[str, str]:
+    def _sign(
+        self, method: str, host: str, path: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> dict[str, str]:
         out = {"host": host, "x-amz-content-sha256": UNSIGNED_PAYLOAD, **headers}
         if self._signer is None:
             return out
@@ -296,7 +324,9 @@ class LeanS3:
         out["x-amz-date"] = amz_date
         if self._token:
             out["x-amz-security-token"] = self._token
-        out["authorization"] = self._signer.authorization(method, path, {}, out, UNSIGNED_PAYLOAD, amz_date)
+        out["authorization"] = self._signer.authorization(
+            method, path, query, out, UNSIGNED_PAYLOAD, amz_date
+        )
         return out
 
 

@@ -28,6 +28,7 @@ from datamover.ark.offload import MiB, OffloadEngine, OffloadOptions, kill_at_fr
 from datamover.ark.progress import COMPLETE, Progress, StatusPublisher
 from datamover.errors import ConnectionCheckError
 from datamover.s3client import S3Endpoint
+from datamover.s3lean import LeanS3
 from datamover.streams.definition import decode, stream
 from tests.conftest import moto_endpoint, run_airflow
 
@@ -71,7 +72,14 @@ def test_offload_selection_objects_checksums_and_catalog(s3, tmp_path: Path) -> 
     assert len(rejected) == 8
     selected = [lg for lg in logs if lg.name in ("log_a", "log_c")]
 
-    engine = OffloadEngine(client, bucket, OffloadOptions(prefix="it"), progress=Progress.for_logs(selected))
+    # the bytes go through the lean client here; the rerun below uses boto3 only (both paths covered)
+    engine = OffloadEngine(
+        client,
+        bucket,
+        OffloadOptions(prefix="it"),
+        progress=Progress.for_logs(selected),
+        lean=LeanS3(moto_endpoint()),
+    )
     results = engine.run(selected)
     assert [r.state for r in results] == ["verified", "verified"]
 
@@ -168,7 +176,9 @@ def test_killed_run_resumes_and_resends_at_most_the_parts_in_flight(s3, tmp_path
     assert 0.5 <= done / total < 0.9
 
     logs, _ = detect(tmp_path, settle_seconds=0)
-    engine = OffloadEngine(client, bucket, OffloadOptions(prefix="kill", concurrency=concurrency))
+    engine = OffloadEngine(
+        client, bucket, OffloadOptions(prefix="kill", concurrency=concurrency), lean=LeanS3(moto_endpoint())
+    )
     results = engine.run(logs)
     stats = engine.stats
     assert results[0].state == "verified"
@@ -286,9 +296,8 @@ def test_endpoint_gone_mid_upload_fails_clearly_and_keeps_everything_local(tmp_p
         before = {
             df.path: hashlib.sha256((log.directory / df.path).read_bytes()).hexdigest() for df in log.files
         }
-        client = S3Endpoint(f"http://{address}", access_key="a", secret_key="b").client(
-            retries=2, connect_timeout=2, read_timeout=10
-        )
+        endpoint = S3Endpoint(f"http://{address}", access_key="a", secret_key="b")
+        client = endpoint.client(retries=2, connect_timeout=2, read_timeout=10)
         client.create_bucket(Bucket="gone")
         logs, _ = detect(tmp_path, settle_seconds=0)
         sent = 0
@@ -305,6 +314,7 @@ def test_endpoint_gone_mid_upload_fails_clearly_and_keeps_everything_local(tmp_p
             "gone",
             OffloadOptions(prefix="p", concurrency=2, max_buffered_parts=2, remove_after_offload=True),
             listener=kill_at_40_percent,
+            lean=LeanS3(endpoint, pool=4, connect_timeout=2, read_timeout=10, max_attempts=3),
         )
         started = time.monotonic()
         [result] = engine.run(logs)

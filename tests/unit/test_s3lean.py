@@ -57,7 +57,7 @@ def test_canonical_uri_encodes_each_segment_once(path: str, expected: str) -> No
 def test_path_style_target_and_anonymous() -> None:
     lean = LeanS3(S3Endpoint("http://rgw.local:7480", access_key=None, secret_key=None), 2)
     assert lean._target("bkt", "a b/c+d") == ("rgw.local:7480", "/bkt/a%20b/c%2Bd")
-    headers = lean._sign("GET", "rgw.local:7480", "/bkt/k", {})
+    headers = lean._sign("GET", "rgw.local:7480", "/bkt/k", {}, {})
     assert "authorization" not in headers
 
 

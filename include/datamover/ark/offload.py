@@ -43,6 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datamover.ark.format import MANIFEST_NAME, ArkLog, DataFile, ManifestError, parse_manifest
 from datamover.ark.progress import FAILED, REMOVED, UPLOADING, VERIFIED, Progress
 from datamover.errors import TransferError
+from datamover.s3lean import LeanS3
 from datamover.units import MIB
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,12 @@ class OffloadEngine:
         options: OffloadOptions | None = None,
         progress: Progress | None = None,
         listener: Listener | None = None,
+        lean: LeanS3 | None = None,
     ) -> None:
+        """`client` does the control calls (listings, create/complete, HEAD); `lean`, when given, sends
+        the bytes (UploadPart, small PutObject) without botocore's per-request SHA-256 of the body."""
         self.client = client
+        self.lean = lean
         self.bucket = bucket
         self.options = options or OffloadOptions()
         self.progress = progress
@@ -322,19 +327,25 @@ class OffloadEngine:
         content_type: str = "application/octet-stream",
     ) -> dict[str, Any]:
         md5 = hashlib.md5(data)
+        content_md5 = base64.b64encode(md5.digest()).decode()
         self.stats.bump(bytes_attempted=len(data))
-        response = self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=data,
-            ContentType=content_type,
-            ContentMD5=base64.b64encode(md5.digest()).decode(),
-            Metadata={"sha256": sha256},
-        )
+        if self.lean is not None:
+            etag = self.lean.put_object(
+                self.bucket, key, data, content_md5, {"sha256": sha256}, {"ContentType": content_type}
+            )
+        else:
+            etag = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ContentMD5=content_md5,
+                Metadata={"sha256": sha256},
+            )["ETag"]
         # S3 checked the body against Content-MD5 and answers with the MD5 of what it stored.
-        if response["ETag"].strip('"') != md5.hexdigest():
+        if etag.strip('"') != md5.hexdigest():
             raise TransferError(
-                f"s3://{self.bucket}/{key}: S3 stored ETag {response['ETag']}, sent MD5 {md5.hexdigest()}"
+                f"s3://{self.bucket}/{key}: S3 stored ETag {etag}, sent MD5 {md5.hexdigest()}"
             )
         self.stats.bump(bytes_sent=len(data), parts_sent=1, files_sent=1)
         self._done("sent", log_name, len(data))
@@ -482,19 +493,26 @@ class OffloadEngine:
                 self.listener("attempt", log_name, len(data))
             crc = self._crc32(data)
             md5 = None if crc else hashlib.md5(data).hexdigest()
-            integrity = (
-                {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc}
-                if crc
-                else {"ContentMD5": base64.b64encode(bytes.fromhex(md5 or "")).decode()}
-            )
-            response = self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **integrity
-            )
-            etag = response["ETag"].strip('"')
-            if (md5 and etag != md5) or (crc and response.get("ChecksumCRC32") not in (None, crc)):
+            content_md5 = base64.b64encode(bytes.fromhex(md5)).decode() if md5 else None
+            if self.lean is not None:
+                etag, stored_crc = self.lean.upload_part(
+                    self.bucket, key, upload_id, number, data, checksum_crc32=crc, content_md5_b64=content_md5
+                )
+            else:
+                integrity = (
+                    {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc}
+                    if crc
+                    else {"ContentMD5": content_md5}
+                )
+                response = self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **integrity
+                )
+                etag, stored_crc = response["ETag"], response.get("ChecksumCRC32")
+            etag = etag.strip('"')
+            if (md5 and etag != md5) or (crc and stored_crc not in (None, crc)):
                 raise TransferError(
                     f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {etag} / CRC32 "
-                    f"{response.get('ChecksumCRC32')}, which is not what was sent"
+                    f"{stored_crc}, which is not what was sent"
                 )
             etags[number], checksums[number] = etag, crc
             self.stats.bump(bytes_sent=len(data), parts_sent=1)
@@ -603,6 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         progress=progress,
         listener=listener,
+        lean=LeanS3(endpoint, pool=args.concurrency + 8),
     )
     results = engine.run(logs)
     print(

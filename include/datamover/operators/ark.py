@@ -20,6 +20,7 @@ from datamover.errors import ConnectionCheckError, TransferError
 from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.s3lean import LeanS3
 from datamover.streams.definition import stream
 
 STATUS_TOPIC = "ark.offload.status"
@@ -147,6 +148,7 @@ class ArkOffloadOperator(_ArkOperator):
                 remove_after_offload=config.remove_after_offload,
             ),
             progress=progress,
+            lean=LeanS3(hook.endpoint(), pool=self.concurrency + 8),
         )
         self.log.info(
             "Offloading %d log(s), %s, to s3://%s/%s/ (remove_after_offload=%s)",
