@@ -3,9 +3,10 @@
     python bench/ark_offload_bench.py [--big-gb 1.1] [--big-files 2] [--small-files 200]
 
 Generates (once, cached in .state/bench/ark_logs) Ark Logs with 1 GB+ files and many small ones, then
-in one run uploads the folder with each tool to moto (aws_default's endpoint), deleting the objects after
-each run (moto keeps them in RAM). Then kills the engine at 50% of the bytes, reruns it, and reports the
-bytes re-sent. awscli is installed by this script into its own venv, .state/tools.
+in one run uploads the folder with each tool to moto (aws_default's endpoint), restarted before every
+run (it keeps objects in RAM and slows as it fills), in interleaved rounds; prints wall time and the
+tool's own CPU time. Then kills the engine at 50% of the bytes, reruns it, and reports the bytes re-sent.
+awscli is installed by this script into its own venv, .state/tools.
 """
 
 from __future__ import annotations
@@ -61,13 +62,27 @@ def empty(client, bucket: str) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": objs})
 
 
-def timed(name: str, cmd: list[str], env: dict[str, str]) -> float:
+def fresh_moto(client, bucket: str) -> None:
+    """Restart moto (it keeps objects in RAM and slows as it is used) so every timed run meets the same
+    fresh endpoint; the source is the local folder, so nothing needs seeding again."""
+    for action in ("down", "up"):
+        subprocess.run(
+            ["bash", str(ROOT / "scripts/services"), action, "moto"], check=True, stdout=subprocess.DEVNULL
+        )
+    client.create_bucket(Bucket=bucket)
+
+
+def timed(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the tool's process tree)."""
+    before = os.times()
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds = time.monotonic() - start
+    after = os.times()
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed: {proc.stderr[-2000:]}")
-    return seconds
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return seconds, cpu
 
 
 def engine_cmd(base: Path, bucket: str, prefix: str, concurrency: int, events: bool = False) -> list[str]:
@@ -123,7 +138,7 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument(
-        "--rounds", type=int, default=2, help="interleaved rounds; the best of each tool counts"
+        "--rounds", type=int, default=3, help="interleaved rounds; the best of each tool counts"
     )
     parser.add_argument("--data", default=str(STATE / "bench" / "ark_logs"))
     args = parser.parse_args()
@@ -168,19 +183,21 @@ def main() -> None:
         flush=True,
     )
     # Rounds interleave the tools so a slow spell of the shared 2-core machine hits all of them, and
-    # rotate their order so none is always first after the bucket was emptied; each keeps its best.
+    # rotate their order so none is always first; each run meets a freshly started moto; each tool
+    # keeps its best.
     names = list(runs)
     for round_no in range(1, args.rounds + 1):
         shift = (round_no - 1) % len(names)
         for name in names[shift:] + names[:shift]:
-            cmd = runs[name]
-            seconds = timed(name, cmd, env)
+            fresh_moto(client, bucket)
+            seconds, cpu = timed(name, runs[name], env)
             results[name] = min(seconds, results.get(name, seconds))
             print(
-                f"  round {round_no}: {name:<24} {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s",
+                f"  round {round_no}: {name:<24} {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s"
+                f"  (tool CPU {cpu:5.1f} s)",
                 flush=True,
             )
-            empty(client, bucket)
+    fresh_moto(client, bucket)
     print(f"best of {args.rounds}:")
     for name, seconds in results.items():
         print(f"  {name:<24} {seconds:7.1f} s  {total / seconds / 1e6:7.1f} MB/s", flush=True)
