@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+import boto3
 import urllib3
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
@@ -69,6 +71,9 @@ class SigV4Signer:
         self._key_lock = threading.Lock()
         self._key_day = ""
         self._key = b""
+
+    def has_secret(self, secret_key: str) -> bool:
+        return hmac.compare_digest(self._secret, secret_key)
 
     def __repr__(self) -> str:  # never show the secret
         return f"SigV4Signer(access_key={self.access_key!r}, region={self.region!r})"
@@ -157,12 +162,10 @@ class LeanS3:
         self._host = parts.netloc  # host[:port] exactly as the Host header urllib3 would send
         self._base_path = parts.path.rstrip("/")
         self._path_style = endpoint.path_style
-        self._token = endpoint.session_token
-        self._signer = (
-            SigV4Signer(endpoint.access_key, endpoint.secret_key, endpoint.region)
-            if endpoint.access_key and endpoint.secret_key
-            else None  # anonymous
-        )
+        self._region = endpoint.region
+        self._credentials = _credentials(endpoint)
+        self._signer_lock = threading.Lock()
+        self._signer: SigV4Signer | None = None
         self._max_attempts = max(1, max_attempts)
         self._http = urllib3.PoolManager(
             num_pools=4,
@@ -183,6 +186,14 @@ class LeanS3:
         if pool is None:
             pool = self._pools.setdefault(host, self._http.connection_from_url(f"{self._scheme}://{host}/"))
         return pool
+
+    def _signer_for(self, access_key: str, secret_key: str) -> SigV4Signer:
+        # One signer per key pair (it caches the day's signing key); a new one when the keys rotate.
+        with self._signer_lock:
+            signer = self._signer
+            if signer is None or signer.access_key != access_key or not signer.has_secret(secret_key):
+                signer = self._signer = SigV4Signer(access_key, secret_key, self._region)
+            return signer
 
     def close(self) -> None:
         self._pools.clear()
@@ -318,16 +329,24 @@ class LeanS3:
         self, method: str, host: str, path: str, headers: Mapping[str, str], query: Mapping[str, str]
     ) -> dict[str, str]:
         out = {"host": host, "x-amz-content-sha256": UNSIGNED_PAYLOAD, **headers}
-        if self._signer is None:
-            return out
+        if self._credentials is None:
+            return out  # anonymous
+        creds = self._credentials.get_frozen_credentials()  # refreshed by botocore when they expire
+        signer = self._signer_for(creds.access_key, creds.secret_key)
         amz_date = _amz_date()
         out["x-amz-date"] = amz_date
-        if self._token:
-            out["x-amz-security-token"] = self._token
-        out["authorization"] = self._signer.authorization(
-            method, path, query, out, UNSIGNED_PAYLOAD, amz_date
-        )
+        if creds.token:
+            out["x-amz-security-token"] = creds.token
+        out["authorization"] = signer.authorization(method, path, query, out, UNSIGNED_PAYLOAD, amz_date)
         return out
+
+
+def _credentials(endpoint: S3Endpoint) -> Credentials | None:
+    """The endpoint's static keys, else botocore's default chain (environment, profile, instance or
+    task role, web identity: what the boto3 client of the same connection uses); None = anonymous."""
+    if endpoint.access_key and endpoint.secret_key:
+        return Credentials(endpoint.access_key, endpoint.secret_key, endpoint.session_token)
+    return boto3.session.Session(region_name=endpoint.region).get_credentials()
 
 
 def _error_fields(data: bytes, status: int) -> tuple[str, str]:

@@ -88,6 +88,18 @@ def test_wrong_secret_is_403(prefix: str) -> None:
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
+def test_keys_from_the_default_chain_when_the_connection_has_none(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection without keys (an instance or task role on MWAA) signs with botocore's chain, as the
+    boto3 client of the same connection does; Ceph checks the signature."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["DATAMOVER_CEPH_ACCESS_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["DATAMOVER_CEPH_SECRET_KEY"])
+    lean = LeanS3(S3Endpoint(os.environ["DATAMOVER_CEPH_ENDPOINT"]), 2)
+    etag = lean.put_object(BUCKET, prefix + "chain", b"role", _md5(b"role")[1], {}, {})
+    assert lean.get_object(BUCKET, prefix + "chain", if_match=etag).body == b"role"
+
+
 def test_missing_object_is_404(prefix: str) -> None:
     with pytest.raises(ClientError) as err:
         LeanS3(ceph_endpoint(), 2).get_object(BUCKET, prefix + "no/such key")

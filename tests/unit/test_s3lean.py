@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from datamover.s3client import S3Endpoint
@@ -54,7 +56,13 @@ def test_canonical_uri_encodes_each_segment_once(path: str, expected: str) -> No
     assert uri_encode_path(path) == expected
 
 
-def test_path_style_target_and_anonymous() -> None:
+def test_path_style_target_and_anonymous(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # no keys in the connection and none in botocore's default chain: requests go unsigned
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     lean = LeanS3(S3Endpoint("http://rgw.local:7480", access_key=None, secret_key=None), 2)
     assert lean._target("bkt", "a b/c+d") == ("rgw.local:7480", "/bkt/a%20b/c%2Bd")
     headers = lean._sign("GET", "rgw.local:7480", "/bkt/k", {}, {})
