@@ -35,6 +35,7 @@ from datamover.s3client import S3Endpoint, S3Path
 MIB = 1024 * 1024
 SRC_BUCKET, DST_BUCKET = "sync-bench-src", "sync-bench-dst"
 VENV_BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def endpoints() -> tuple[S3Endpoint, S3Endpoint]:
@@ -71,6 +72,13 @@ def clear(client, bucket: str, prefix: str) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
     for up in client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", ()):
         client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+
+
+def clear_destination(client, prefix: str) -> None:
+    """Empty the Ceph side and run RGW garbage collection at once: memstore holds deleted objects in
+    RAM until GC, and the rounds rewrite many GB within minutes."""
+    clear(client, DST_BUCKET, prefix)
+    subprocess.run(["bash", str(ROOT / "scripts/services"), "ceph-gc"], check=True)
 
 
 def listing(client, bucket: str, prefix: str) -> tuple[int, int]:
@@ -210,7 +218,7 @@ def transfer_case(name: str, count: int, size: int, src: S3Endpoint, dst: S3Endp
     # Interleaved rounds, the order rotating so that no tool always runs first; each keeps its best.
     for round_no in range(rounds):
         for tool in tools[round_no % 3 :] + tools[: round_no % 3]:
-            clear(d, DST_BUCKET, prefix)
+            clear_destination(d, prefix)
             time.sleep(2)
             seconds = run_tool(tool, src, dst, prefix)
             best[tool] = min(seconds, best.get(tool, seconds))
@@ -222,7 +230,7 @@ def transfer_case(name: str, count: int, size: int, src: S3Endpoint, dst: S3Endp
             )
             if got != expected:
                 raise SystemExit(f"{tool} left the destination incomplete")
-    clear(d, DST_BUCKET, prefix)
+    clear_destination(d, prefix)
     print(f"  best of {rounds}: " + ", ".join(f"{t} {best[t]:.2f}s" for t in tools))
     best_other = min(best["rclone"], best["s5cmd"])
     print(
@@ -237,7 +245,7 @@ def noop_case(count: int, src: S3Endpoint, dst: S3Endpoint) -> None:
     prefix = "case-c/"
     seed(s, prefix, count, 1024)
     print(f"\n(c) no-op resync of {count} objects x 1 KiB", flush=True)
-    clear(d, DST_BUCKET, prefix)
+    clear_destination(d, prefix)
     run_engine(src, dst, prefix)  # the initial mirror, untimed (also makes the clients)
     assert listing(d, DST_BUCKET, prefix) == (count, count * 1024)
     lists = [
@@ -250,7 +258,7 @@ def noop_case(count: int, src: S3Endpoint, dst: S3Endpoint) -> None:
     print(f"  engine no-op     {min(engine):6.2f}s (best of 3: {', '.join(f'{t:.2f}' for t in engine)})")
     print(f"  rclone --checksum no-op {rclone:6.2f}s (reference)")
     print(f"  engine/list ratio = {ratio:.2f} ({'PASS' if ratio <= 1.2 else 'FAIL'}: target <= 1.20)")
-    clear(d, DST_BUCKET, prefix)
+    clear_destination(d, prefix)
     clear(s, SRC_BUCKET, prefix)
 
 

@@ -47,6 +47,13 @@ _ceph_rgw_admin() {
     CEPH_CONF="$CEPH_CONF_FILE" timeout 60 radosgw-admin -c "$CEPH_CONF_FILE" "$@"
 }
 
+# ceph_gc: run RGW garbage collection now. Deleted objects hold memstore RAM until GC removes their
+# tails (otherwise at most every `rgw gc processor period`); benchmarks that rewrite GBs call this.
+ceph_gc() {
+    ceph_status >/dev/null 2>&1 || die "ceph is not running (scripts/services up ceph)"
+    _ceph_rgw_admin gc process --include-all
+}
+
 # _ceph_s3_answers: true when RGW answers an anonymous S3 GET / (ListAllMyBuckets) on loopback.
 # Plain bash /dev/tcp, so curl is not needed.
 _ceph_s3_answers() {
