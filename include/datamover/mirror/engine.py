@@ -2,8 +2,10 @@
 
 Shape (after s3transfer): two bounded thread pools, one across objects and one across parts of large
 objects, sharing a byte budget so at most `max_buffer_bytes` of object data is in memory at once.
-Small objects are one GET + one PUT with Content-MD5; large ones are ranged GETs -> UploadPart, using
-the source's own part layout when the source is multipart (so the ETags match, see plan.py).
+Small objects are one GET + one PUT whose Content-MD5 is the source's own ETag (an end-to-end check
+with no hashing here); large ones are one streamed GET cut into UploadParts, using the source's own
+part layout when the source is multipart (so the ETags match, see plan.py). The bytes travel through
+the lean client (s3lean): UNSIGNED-PAYLOAD, so neither side SHA-256-hashes every body over http.
 Every GET carries If-Match with the listed ETag, so an object changed mid-copy is never stitched
 together from two versions. A copy counts only after the destination confirmed size and MD5/ETag.
 """
