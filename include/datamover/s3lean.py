@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import boto3
 import urllib3
+from botocore.client import BaseClient
 from botocore.credentials import Credentials
 from botocore.exceptions import (
     ClientError,
@@ -339,6 +341,67 @@ class LeanS3:
             out["x-amz-security-token"] = creds.token
         out["authorization"] = signer.authorization(method, path, query, out, UNSIGNED_PAYLOAD, amz_date)
         return out
+
+
+class BotoDataPlane:
+    """LeanS3's data-plane calls made through a boto3 client, with the same arguments and answers, so
+    an engine holds one data plane whether or not it was given a lean client."""
+
+    def __init__(self, client: BaseClient) -> None:
+        self.client = client
+
+    def get_object(self, bucket: str, key: str, if_match: str | None = None) -> LeanObject:
+        resp = self.client.get_object(Bucket=bucket, Key=key, **({"IfMatch": if_match} if if_match else {}))
+        body = resp["Body"].read()
+        return LeanObject(
+            body=body,
+            etag=resp.get("ETag", ""),
+            content_length=int(resp.get("ContentLength", len(body))),
+            metadata=resp.get("Metadata", {}),
+            content_headers={name: resp[name] for name in CONTENT_HEADERS if resp.get(name)},
+        )
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_md5_b64: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        content_headers: Mapping[str, str] | None = None,
+    ) -> str:
+        kwargs: dict[str, Any] = {
+            n: v for n, v in (content_headers or {}).items() if v and n in CONTENT_HEADERS
+        }
+        if content_md5_b64:
+            kwargs["ContentMD5"] = content_md5_b64
+        resp = self.client.put_object(
+            Bucket=bucket, Key=key, Body=body, Metadata=dict(metadata or {}), **kwargs
+        )
+        return resp.get("ETag", "")
+
+    def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        body: bytes,
+        checksum_crc32: str | None = None,
+        content_md5_b64: str | None = None,
+    ) -> tuple[str, str | None]:
+        kwargs: dict[str, Any] = {}
+        if checksum_crc32:
+            kwargs.update(ChecksumAlgorithm="CRC32", ChecksumCRC32=checksum_crc32)
+        if content_md5_b64:
+            kwargs["ContentMD5"] = content_md5_b64
+        resp = self.client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=part_number, Body=body, **kwargs
+        )
+        return resp.get("ETag", ""), resp.get("ChecksumCRC32")
+
+
+DataPlane = LeanS3 | BotoDataPlane
 
 
 def _credentials(endpoint: S3Endpoint) -> Credentials | None:

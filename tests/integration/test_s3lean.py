@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from datamover.s3client import S3Endpoint
-from datamover.s3lean import LeanS3
+from datamover.s3lean import BotoDataPlane, LeanS3
 from tests.conftest import AWKWARD_KEYS, ceph_endpoint
 
 pytestmark = pytest.mark.integration
@@ -147,3 +147,29 @@ def test_upload_part_signs_the_query_and_completes(prefix: str, name: str) -> No
         MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]},
     )
     assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"".join(parts)
+
+
+def test_boto_data_plane_answers_as_the_lean_client(prefix: str) -> None:
+    """The boto3 fallback engines use without a lean client: same calls, same answers, on Ceph."""
+    lean, boto = LeanS3(ceph_endpoint(), 2), BotoDataPlane(ceph_endpoint().client())
+    body = os.urandom(3000)
+    hexmd5, b64 = _md5(body)
+    meta, content = {"sha256": "abc"}, {"ContentType": "text/csv", "CacheControl": "no-cache"}
+    assert boto.put_object(BUCKET, prefix + "b", body, b64, meta, content).strip('"') == hexmd5
+    assert lean.put_object(BUCKET, prefix + "l", body, b64, meta, content).strip('"') == hexmd5
+    got_b, got_l = boto.get_object(BUCKET, prefix + "l"), lean.get_object(BUCKET, prefix + "b")
+    for got in (got_b, got_l):
+        assert (got.body, got.etag.strip('"'), got.content_length) == (body, hexmd5, len(body))
+        assert got.metadata == meta and got.content_headers == content
+    with pytest.raises(ClientError) as err:
+        boto.get_object(BUCKET, prefix + "b", if_match=f'"{_md5(b"other")[0]}"')
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+    client = ceph_endpoint().client()
+    upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=prefix + "mp")["UploadId"]
+    etag, crc = boto.upload_part(BUCKET, prefix + "mp", upload_id, 1, body, content_md5_b64=b64)
+    assert etag.strip('"') == hexmd5 and crc is None  # Ceph 16 keeps no CRC32
+    with pytest.raises(ClientError) as err:
+        boto.upload_part(BUCKET, prefix + "mp", upload_id, 2, b"abc", content_md5_b64=_md5(b"abd")[1])
+    assert err.value.response["Error"]["Code"] == "BadDigest"
+    client.abort_multipart_upload(Bucket=BUCKET, Key=prefix + "mp", UploadId=upload_id)

@@ -43,7 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datamover.ark.format import MANIFEST_NAME, ArkLog, DataFile, ManifestError, parse_manifest
 from datamover.ark.progress import FAILED, REMOVED, UPLOADING, VERIFIED, Progress
 from datamover.errors import TransferError
-from datamover.s3lean import LeanS3
+from datamover.s3lean import BotoDataPlane, DataPlane, LeanS3
 from datamover.units import MIB
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class OffloadEngine:
         """`client` does the control calls (listings, create/complete, HEAD); `lean`, when given, sends
         the bytes (UploadPart, small PutObject) without botocore's per-request SHA-256 of the body."""
         self.client = client
-        self.lean = lean
+        self.data: DataPlane = lean or BotoDataPlane(client)
         self.bucket = bucket
         self.options = options or OffloadOptions()
         self.progress = progress
@@ -329,19 +329,9 @@ class OffloadEngine:
         md5 = hashlib.md5(data)
         content_md5 = base64.b64encode(md5.digest()).decode()
         self.stats.bump(bytes_attempted=len(data))
-        if self.lean is not None:
-            etag = self.lean.put_object(
-                self.bucket, key, data, content_md5, {"sha256": sha256}, {"ContentType": content_type}
-            )
-        else:
-            etag = self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-                ContentMD5=content_md5,
-                Metadata={"sha256": sha256},
-            )["ETag"]
+        etag = self.data.put_object(
+            self.bucket, key, data, content_md5, {"sha256": sha256}, {"ContentType": content_type}
+        )
         # S3 checked the body against Content-MD5 and answers with the MD5 of what it stored.
         if etag.strip('"') != md5.hexdigest():
             raise TransferError(
@@ -492,24 +482,18 @@ class OffloadEngine:
             if self.listener is not None:
                 self.listener("attempt", log_name, len(data))
             crc = self._crc32(data)
-            md5 = None if crc else hashlib.md5(data).hexdigest()
-            content_md5 = base64.b64encode(bytes.fromhex(md5)).decode() if md5 else None
-            if self.lean is not None:
-                etag, stored_crc = self.lean.upload_part(
-                    self.bucket, key, upload_id, number, data, checksum_crc32=crc, content_md5_b64=content_md5
-                )
-            else:
-                integrity = (
-                    {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc}
-                    if crc
-                    else {"ContentMD5": content_md5}
-                )
-                response = self.client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **integrity
-                )
-                etag, stored_crc = response["ETag"], response.get("ChecksumCRC32")
+            md5 = None if crc else hashlib.md5(data).digest()
+            etag, stored_crc = self.data.upload_part(
+                self.bucket,
+                key,
+                upload_id,
+                number,
+                data,
+                checksum_crc32=crc,
+                content_md5_b64=base64.b64encode(md5).decode() if md5 else None,
+            )
             etag = etag.strip('"')
-            if (md5 and etag != md5) or (crc and stored_crc not in (None, crc)):
+            if (md5 and etag != md5.hex()) or (crc and stored_crc not in (None, crc)):
                 raise TransferError(
                     f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {etag} / CRC32 "
                     f"{stored_crc}, which is not what was sent"

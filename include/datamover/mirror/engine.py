@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from botocore.client import BaseClient
@@ -51,7 +52,7 @@ from datamover.mirror.plan import (
     part_ranges,
 )
 from datamover.s3client import S3Endpoint, S3Path
-from datamover.s3lean import LeanS3
+from datamover.s3lean import CONTENT_HEADERS, BotoDataPlane, DataPlane, LeanS3
 
 log = logging.getLogger("datamover.mirror")
 
@@ -64,7 +65,6 @@ AUTH_ERROR_CODES = {
     "AuthorizationHeaderMalformed",
     "InvalidClientTokenId",
 }
-_CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
 MAX_LISTED_FAILURES = 50
 
 
@@ -88,8 +88,13 @@ class Side:
     path: S3Path
     label: str
     alias: str
-    # Whole-object GET/PUT of small objects without botocore's per-request CPU (see s3lean); None = boto3.
+    # Object bytes without botocore's per-request CPU or SHA-256 of bodies (see s3lean); None = boto3.
     lean: LeanS3 | None = None
+
+    @cached_property
+    def data(self) -> DataPlane:
+        """Where object bytes go: the lean client, else the same calls through `client`."""
+        return self.lean or BotoDataPlane(self.client)
 
     @classmethod
     def connect(cls, endpoint: S3Endpoint, path: S3Path, alias: str, pool: int = 64) -> Side:
@@ -505,19 +510,9 @@ class Mirror:
             meta = {**source_meta, SOURCE_ETAG_META: src.etag}
             content_md5 = _b64(bytes.fromhex(md5_hex))
             try:
-                if self.dest.lean is not None:
-                    put_etag = self.dest.lean.put_object(
-                        self.dest.path.bucket, self.dest.key(src.key), data, content_md5, meta, extra
-                    )
-                else:
-                    put_etag = self.dest.client.put_object(
-                        Bucket=self.dest.path.bucket,
-                        Key=self.dest.key(src.key),
-                        Body=data,
-                        ContentMD5=content_md5,
-                        Metadata=meta,
-                        **extra,
-                    ).get("ETag")
+                put_etag = self.dest.data.put_object(
+                    self.dest.path.bucket, self.dest.key(src.key), data, content_md5, meta, extra
+                )
             except ClientError as exc:
                 if _code(exc) in ("BadDigest", "InvalidDigest"):
                     raise TransferError(
@@ -541,14 +536,10 @@ class Mirror:
 
     def _get_whole(self, src: ObjectInfo) -> tuple[bytes, dict[str, str], dict[str, str]]:
         """(body, content headers in boto3 names, user metadata) of a small source object."""
-        lean = self.source.lean
-        if lean is None:
-            resp = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))
-            extra = {h: resp[h] for h in _CONTENT_HEADERS if resp.get(h)}
-            return resp["Body"].read(), extra, resp.get("Metadata", {})
+        data = self.source.data
 
         def get(Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
-            obj = lean.get_object(Bucket, Key, IfMatch)
+            obj = data.get_object(Bucket, Key, IfMatch)
             return {"Body": obj.body, "ContentHeaders": obj.content_headers, "Metadata": obj.metadata}
 
         resp = self._source_call(src.key, get, **self._if_match(src))  # same 404/412 handling as boto3
@@ -583,7 +574,7 @@ class Mirror:
         part_size, head = self._layout(src)
         dest_key = self.dest.key(src.key)
         bucket = self.dest.path.bucket
-        extra = {h: head[h] for h in _CONTENT_HEADERS if head.get(h)}
+        extra = {h: head[h] for h in CONTENT_HEADERS if head.get(h)}
         meta = {**head.get("Metadata", {}), SOURCE_ETAG_META: src.etag}
         upload_id = self.dest.client.create_multipart_upload(
             Bucket=bucket, Key=dest_key, Metadata=meta, **extra
@@ -645,22 +636,9 @@ class Mirror:
     def _upload_part(self, dest_key: str, upload_id: str, number: int, data: bytes, held: int) -> bytes:
         try:
             digest = hashlib.md5(data).digest()
-            bucket = self.dest.path.bucket
-            if (
-                self.dest.lean is not None
-            ):  # no botocore SHA-256 of the body over http (nor RGW's check of it)
-                etag, _ = self.dest.lean.upload_part(
-                    bucket, dest_key, upload_id, number, data, content_md5_b64=_b64(digest)
-                )
-            else:
-                etag = self.dest.client.upload_part(
-                    Bucket=bucket,
-                    Key=dest_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentMD5=_b64(digest),
-                ).get("ETag", "")
+            etag, _ = self.dest.data.upload_part(
+                self.dest.path.bucket, dest_key, upload_id, number, data, content_md5_b64=_b64(digest)
+            )
         finally:
             del data
             self._budget.release(held)
