@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import boto3
-from bench_tools import ensure_awscli
+from bench_tools import ensure_awscli, services
 
 from datamover.ark.offload import kill_at_fraction
 
@@ -65,10 +65,8 @@ def empty(client, bucket: str) -> None:
 def fresh_moto(client, bucket: str) -> None:
     """Restart moto (it keeps objects in RAM and slows as it is used) so every timed run meets the same
     fresh endpoint; the source is the local folder, so nothing needs seeding again."""
-    for action in ("down", "up"):
-        subprocess.run(
-            ["bash", str(ROOT / "scripts/services"), action, "moto"], check=True, stdout=subprocess.DEVNULL
-        )
+    services("down", "moto")
+    services("up", "moto")
     client.create_bucket(Bucket=bucket)
 
 

@@ -1,4 +1,5 @@
-"""What the benchmarks share: the AWS CLI they compare against, in its own venv under .state/tools.
+"""What the benchmarks share: the project's services script, and the AWS CLI they compare against, in
+its own venv under .state/tools.
 
 The CLI pins its own botocore, which conflicts with the project's boto3 pin, so it never goes into
 the project's venv.
@@ -34,3 +35,11 @@ def ensure_awscli() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(TOOLS)], check=True)
         subprocess.run([str(TOOLS / "bin" / "pip"), "install", "-q", AWSCLI_PIN], check=True)
     return aws
+
+
+def services(*args: str) -> str:
+    """Run `scripts/services ARGS...` (e.g. "down", "moto"); its stdout. Fails with its stderr."""
+    proc = subprocess.run(["bash", str(ROOT / "scripts/services"), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"scripts/services {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout

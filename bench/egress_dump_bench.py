@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench_tools import AWSCLI_PIN, ensure_awscli
+from bench_tools import AWSCLI_PIN, ensure_awscli, services
 
 if TYPE_CHECKING:
     import psycopg
@@ -52,10 +52,7 @@ def services_env() -> None:
     """Fill os.environ from `scripts/services env` when not run through make."""
     if os.environ.get("DATAMOVER_PG_DSN") and os.environ.get("DATAMOVER_S3_ENDPOINT"):
         return
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/services"), "env"], check=True, capture_output=True, text=True
-    ).stdout
-    for line in out.splitlines():
+    for line in services("env").splitlines():
         if line.startswith("export "):
             for assignment in shlex.split(line[len("export ") :]):
                 key, _, value = assignment.partition("=")

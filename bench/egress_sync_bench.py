@@ -27,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench_tools import services
 from boto3.s3.transfer import TransferConfig
 
 from datamover.mirror.engine import Mirror, MirrorOptions, Side
@@ -35,7 +36,6 @@ from datamover.s3client import S3Endpoint, S3Path
 MIB = 1024 * 1024
 SRC_BUCKET, DST_BUCKET = "sync-bench-src", "sync-bench-dst"
 VENV_BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def endpoints() -> tuple[S3Endpoint, S3Endpoint]:
@@ -78,7 +78,7 @@ def clear_destination(client, prefix: str) -> None:
     """Empty the Ceph side and run RGW garbage collection at once: memstore holds deleted objects in
     RAM until GC, and the rounds rewrite many GB within minutes."""
     clear(client, DST_BUCKET, prefix)
-    subprocess.run(["bash", str(ROOT / "scripts/services"), "ceph-gc"], check=True)
+    services("ceph-gc")
 
 
 def listing(client, bucket: str, prefix: str) -> tuple[int, int]:
