@@ -1,104 +1,141 @@
-"""Typed, validated loading of the human-edited YAML configs under include/config/.
+"""Typed, validated configs: one pydantic model per YAML file, for the file and the trigger form alike.
 
-Domain configs (egress, ark, ...) describe their fields with `FieldSpec`s; this module turns a
-parsed mapping into keyword arguments with errors that name the file, the key and the fix.
+The YAML files the package ships are in include/config/ (installed as the package resource
+`datamover/shipped_config`, read with importlib.resources, so a wheel carries them). A deployment
+uses its own folder of YAML files instead by setting the environment variable DATAMOVER_CONFIG_DIR
+or the Airflow Variable `datamover_config_dir`; both are read when a task runs, never at DAG import.
+
+    cfg = load_config(EgressDumpConfig, "egress_dump", overrides={"destination.bucket": "other"})
+
+Overrides are the trigger-form values of one run, keyed by dotted path into the YAML; None keeps the
+file's value. The merged document is validated by the same model, so a bad form value gets the same
+clear error as a bad file. Every failure is a ConfigError (permanent: no retry) naming the file, the
+key and the fix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from datamover.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SHIPPED_RESOURCE = "shipped_config"  # include/datamover/shipped_config -> ../config
+CONFIG_DIR_ENV = "DATAMOVER_CONFIG_DIR"
+CONFIG_DIR_VARIABLE = "datamover_config_dir"
 
-_MISSING = object()
+M = TypeVar("M", bound=BaseModel)
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Parse a YAML file, turning every failure into a ConfigError that names the file."""
-    path = Path(path)
+class ConfigModel(BaseModel):
+    """Base of every config model: unknown keys refused, no type coercion ("false" is not a bool,
+    true is not a number), immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _deployment_dir() -> str | None:
+    """The deployment's own config folder, if one is set (environment first, then the Variable)."""
+    if value := os.environ.get(CONFIG_DIR_ENV):
+        return value
     try:
-        text = path.read_text(encoding="utf-8")
+        from airflow.sdk import Variable
+
+        return Variable.get(CONFIG_DIR_VARIABLE, default=None) or None
+    except Exception:  # outside a task (tests, CLI) there is no Variable store to ask
+        return None
+
+
+def config_source(name: str) -> tuple[str, str]:
+    """(YAML text, where it came from) of config `name` (file name without .yaml)."""
+    filename = f"{name}.yaml"
+    if folder := _deployment_dir():
+        path = Path(folder).expanduser() / filename
+        where = str(path)
+        try:
+            return path.read_text(encoding="utf-8"), where
+        except FileNotFoundError:
+            raise ConfigError(
+                f"Config {where} does not exist: the deployment's config folder ({CONFIG_DIR_ENV} / "
+                f"Variable {CONFIG_DIR_VARIABLE} = {folder!r}) must hold {filename}. Fix: copy the "
+                "shipped one from include/config/ there, or unset the folder."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"Config {where} cannot be read: {exc.strerror}.") from None
+    resource: Traversable = resources.files("datamover") / SHIPPED_RESOURCE / filename
+    where = f"include/config/{filename}"
+    try:
+        return resource.read_text(encoding="utf-8"), where
     except FileNotFoundError:
-        raise ConfigError(
-            f"Config file {path} does not exist: create it or point the DAG param at one."
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"Config file {path} cannot be read: {exc.strerror}.") from None
+        raise ConfigError(f"The package ships no config {where}: is the package installed whole?") from None
+
+
+def parse_yaml(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{where} is not valid YAML: {exc}. Fix the file.") from None
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """One config key: its expected type, default (absent means required) and an optional check."""
-
-    name: str
-    kind: type | tuple[type, ...]
-    default: Any = _MISSING
-    check: Callable[[Any], str | None] | None = None  # returns an error text, or None when fine
-    help: str = ""
-
-    @property
-    def required(self) -> bool:
-        return self.default is _MISSING
-
-
-def read_fields(data: Any, fields: list[FieldSpec], where: str) -> dict[str, Any]:
-    """Validate `data` against `fields`: unknown keys, missing keys, wrong types and failed checks
-    all raise ConfigError naming `where` (file and section) and the key."""
-    if data is None:
-        data = {}
+def with_overrides(data: Any, overrides: Mapping[str, Any] | None) -> Any:
+    """`data` with each dotted-path override set; None (or "") keeps the file's value."""
+    if not overrides:
+        return data
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}.")
-    known = {f.name for f in fields}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-            f"allowed keys are {', '.join(sorted(known))}."
-        )
-    out: dict[str, Any] = {}
-    for spec in fields:
-        if spec.name not in data or (data[spec.name] is None and not spec.required):
-            if spec.required:
-                hint = f" ({spec.help})" if spec.help else ""
-                raise ConfigError(f"{where}: required key {spec.name!r} is missing{hint}.")
-            out[spec.name] = spec.default
+        return data  # the model reports the shape error
+    merged: dict[str, Any] = _copy(data)
+    for dotted, value in overrides.items():
+        if value is None or value == "":
             continue
-        value = data[spec.name]
-        # bool is an int subclass: refuse True where a number is expected, and 1 where a flag is.
-        bad_bool = isinstance(value, bool) and bool not in _as_tuple(spec.kind)
-        if bad_bool or not isinstance(value, spec.kind):
-            raise ConfigError(
-                f"{where}: key {spec.name!r} must be {_kind_name(spec.kind)}, "
-                f"got {type(value).__name__} {value!r}."
-            )
-        if spec.check is not None and (problem := spec.check(value)):
-            raise ConfigError(f"{where}: key {spec.name!r} = {value!r} {problem}.")
-        out[spec.name] = value
-    return out
+        node = merged
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = _copy(child) if isinstance(child, Mapping) else {}
+            node = child
+        node[leaf] = value
+    return merged
 
 
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
+def _copy(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, Mapping) else v for k, v in mapping.items()}
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        bool: "true/false",
-        int: "a whole number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in _as_tuple(kind))
+def describe_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per problem: `where: key.path: what is wrong (got value)`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (a typo? see the shipped file for the keys it takes)"
+        got = "" if err["type"] in ("missing", "extra_forbidden") else f" (got {_short(err.get('input'))})"
+        lines.append(f"{where}: {path or '(top level)'}: {message}{got}")
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate(model: type[M], data: Any, where: str) -> M:
+    """`model` from a parsed document, or a ConfigError listing every problem."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, where)) from None
+
+
+def load_config(model: type[M], name: str, overrides: Mapping[str, Any] | None = None) -> M:
+    """Config `name` (see the module doc for where it is read from), validated with the run's overrides."""
+    text, where = config_source(name)
+    data = with_overrides(parse_yaml(text, where), overrides)
+    return validate(model, data, where + (" with the run's params" if overrides else ""))

@@ -4,8 +4,10 @@
 
 ROOT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="${DATAMOVER_STATE_DIR:-$ROOT_DIR/.state}"
-SERVICES_DIR="$STATE_DIR/services"
-CACHE_DIR="$STATE_DIR/cache"
+# A second checkout (a git worktree) can use the services another checkout started, on the same
+# ports, by pointing DATAMOVER_SERVICES_DIR (and DATAMOVER_CACHE_DIR) at that checkout's folders.
+SERVICES_DIR="${DATAMOVER_SERVICES_DIR:-$STATE_DIR/services}"
+CACHE_DIR="${DATAMOVER_CACHE_DIR:-$STATE_DIR/cache}"
 
 # Loopback ports, all off the services' defaults so a developer's own servers keep theirs.
 PG_PORT="${DATAMOVER_PG_PORT:-55432}"

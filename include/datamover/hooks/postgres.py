@@ -1,56 +1,53 @@
-"""PostgreSQL over psycopg 3, for COPY streaming and plain queries."""
+"""PostgreSQL through the postgres provider's hook (psycopg 3): its connection handling, extras (sslmode,
+...) and RDS IAM authentication (extra `iam: true`, with `aws_conn_id`) serve our COPY streaming too."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import psycopg
+from airflow.providers.postgres.hooks.postgres import PostgresHook as ProviderPostgresHook
 
-from datamover.hooks.base import DataMoverHook
+from datamover.hooks.base import CheckedConnection
 
 
-class PostgresHook(DataMoverHook):
-    """psycopg 3 connections from an Airflow `postgres` connection (extra: sslmode, options, ...)."""
+class PostgresHook(CheckedConnection, ProviderPostgresHook):
+    """`connect()` gives a psycopg 3 connection (COPY streaming needs psycopg's `cursor.copy`)."""
 
-    conn_name_attr = "postgres_conn_id"
     default_conn_name = "egress_postgres"
-    conn_type = "postgres"
-    hook_name = "PostgreSQL (psycopg 3)"
 
-    def connect_kwargs(self) -> dict[str, Any]:
-        c = self.connection
-        kwargs: dict[str, Any] = {
-            "host": c.host or "localhost",
-            "port": int(c.port or 5432),
-            "user": c.login,
-            "password": c.password,
-            "dbname": c.schema or c.login,
-            "application_name": "datamover",
-            "connect_timeout": 10,
-        }
-        extra = c.extra_dejson or {}
-        for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs"):
-            if key in extra:
-                kwargs[key] = extra[key]
-        return {k: v for k, v in kwargs.items() if v is not None}
+    def __init__(self, postgres_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(postgres_conn_id=postgres_conn_id, **kwargs)
+
+    def _create_connection(self, conn_args: dict[str, Any]) -> Any:
+        # A dead host must not hang a worker slot; extras may still set their own values.
+        conn_args.setdefault("connect_timeout", 10)
+        conn_args.setdefault("application_name", "datamover")
+        return super()._create_connection(conn_args)
+
+    def connect(self) -> psycopg.Connection:
+        self.require_connection()
+        conn = self.get_conn()
+        if not isinstance(conn, psycopg.Connection):  # psycopg2 would lack cursor.copy()
+            raise TypeError("the postgres provider returned a psycopg2 connection; install psycopg 3")
+        return conn
 
     def describe(self) -> str:
         """Host/port/database without credentials, for logs and manifests."""
-        kw = self.connect_kwargs()
-        return f"postgresql://{kw['host']}:{kw['port']}/{kw.get('dbname', '')}"
-
-    def connect(self, **overrides: Any) -> psycopg.Connection:
-        return psycopg.connect(**{**self.connect_kwargs(), **overrides})
+        c = self.require_connection()
+        return f"postgresql://{c.host or 'localhost'}:{c.port or 5432}/{self.database or c.schema or ''}"
 
     def check(self) -> str:
         try:
             with self.connect() as conn:
-                version = conn.execute("SHOW server_version").fetchone()[0]
+                version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            refused = "password authentication failed" in reason or "no pg_hba.conf entry" in reason
             raise self.failure(
                 f"cannot reach PostgreSQL at {self.describe()}: {reason}",
                 "check host, port, database, login and password in the connection, "
                 "and that the server accepts connections from this worker",
+                permanent=refused,
             ) from None
         return f"PostgreSQL {version} at {self.describe()}"

@@ -1,28 +1,33 @@
-"""Prometheus Pushgateway from an Airflow `http` connection (host, port, schema http/https)."""
+"""Prometheus Pushgateway from an Airflow `http` connection (host, port, schema http/https). No provider
+ships a Pushgateway hook; prometheus_client does the pushing."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from airflow.sdk import BaseHook
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
-from datamover.hooks.base import DataMoverHook
+from datamover.hooks.base import CheckedConnection
 
 
-class PushgatewayHook(DataMoverHook):
+class PushgatewayHook(CheckedConnection, BaseHook):
     conn_name_attr = "pushgateway_conn_id"
     default_conn_name = "pushgateway_default"
     conn_type = "http"
     hook_name = "Prometheus Pushgateway"
 
+    def __init__(self, pushgateway_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.pushgateway_conn_id = pushgateway_conn_id
+
     @property
     def url(self) -> str:
-        c = self.connection
-        scheme = c.schema or "http"
+        c = self.require_connection()
         host = c.host or "localhost"
         if "://" in host:
             return host.rstrip("/")
-        return f"{scheme}://{host}:{c.port or 9091}"
+        return f"{c.schema or 'http'}://{host}:{c.port or 9091}"
 
     def push(
         self, registry: CollectorRegistry, job: str, grouping_key: Mapping[str, str] | None = None

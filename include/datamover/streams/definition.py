@@ -20,13 +20,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
-from datamover.config import CONFIG_DIR, FieldSpec, load_yaml, read_fields
+from pydantic import Field, field_validator
+
+from datamover.config import ConfigModel, load_config, validate
 from datamover.errors import ConfigError
 
-STREAMS_FILE = CONFIG_DIR / "streams.yaml"
+STREAMS_CONFIG = "streams"  # include/config/streams.yaml
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -58,6 +60,30 @@ class AttrType(StrEnum):
         return None if math.isfinite(value) else "must be finite (no NaN/Infinity in JSON)"
 
 
+TypeName = Literal["STRING", "LONG", "INT", "DOUBLE", "FLOAT", "BOOL"]
+
+
+class StreamSpec(ConfigModel):
+    """One stream in streams.yaml: attributes in publishing order, per group, name -> type."""
+
+    version: str = Field(min_length=1)
+    description: str = ""
+    meta: dict[str, TypeName] = Field(default_factory=dict)
+    correlation: dict[str, TypeName] = Field(default_factory=dict)
+    payload: dict[str, TypeName] = Field(default_factory=dict)
+
+    @field_validator("meta", "correlation", "payload", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: v.upper() if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class StreamsFile(ConfigModel):
+    streams: dict[str, StreamSpec]
+
+
 @dataclass(frozen=True)
 class Attribute:
     name: str
@@ -84,34 +110,31 @@ class StreamDefinition:
         return getattr(self, name)
 
     @classmethod
-    def from_mapping(cls, name: str, data: Any, where: str) -> StreamDefinition:
-        fields = read_fields(
-            data,
-            [
-                FieldSpec("version", str),
-                FieldSpec("description", str, default=""),
-                *(FieldSpec(g, dict, default={}) for g in GROUPS),
-            ],
-            f"{where}: stream {name!r}",
-        )
-        groups: dict[str, tuple[Attribute, ...]] = {}
+    def from_spec(cls, name: str, spec: StreamSpec, where: str) -> StreamDefinition:
         seen: set[str] = set()
+        groups: dict[str, tuple[Attribute, ...]] = {}
         for group in GROUPS:
             attrs = []
-            for attr_name, type_name in fields[group].items():
-                try:
-                    attr_type = AttrType(str(type_name).upper())
-                except ValueError:
-                    raise ConfigError(
-                        f"{where}: stream {name!r} {group} attribute {attr_name!r} has type {type_name!r}; "
-                        f"use one of {', '.join(t.value for t in AttrType)}."
-                    ) from None
+            for attr_name, type_name in getattr(spec, group).items():
                 if attr_name in seen:
                     raise ConfigError(f"{where}: stream {name!r} defines attribute {attr_name!r} twice.")
                 seen.add(attr_name)
-                attrs.append(Attribute(str(attr_name), attr_type))
+                attrs.append(Attribute(attr_name, AttrType(type_name)))
             groups[group] = tuple(attrs)
-        return cls(name=name, version=fields["version"], description=fields["description"], **groups)
+        return cls(name=name, version=spec.version, description=spec.description, **groups)
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Any, where: str) -> StreamDefinition:
+        return cls.from_spec(name, validate(StreamSpec, data, f"{where}: stream {name!r}"), where)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The definition as streams.yaml writes it (what consumers need to decode the stream)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            **{g: {a.name: a.type.value for a in self.group(g)} for g in GROUPS},
+        }
 
 
 @dataclass
@@ -177,16 +200,16 @@ def decode(data: bytes | str, definition: StreamDefinition) -> dict[str, Any]:
     return doc
 
 
-def load_streams(path: str | Path = STREAMS_FILE) -> dict[str, StreamDefinition]:
-    data = load_yaml(path)
-    where = str(path)
-    if not isinstance(data, Mapping) or not isinstance(data.get("streams"), Mapping):
-        raise ConfigError(f"{where}: expected a top-level 'streams:' mapping of stream name -> definition.")
-    return {name: StreamDefinition.from_mapping(name, spec, where) for name, spec in data["streams"].items()}
+@lru_cache(maxsize=1)
+def load_streams() -> dict[str, StreamDefinition]:
+    """Every stream of include/config/streams.yaml (or the deployment's own), by name."""
+    where = f"{STREAMS_CONFIG}.yaml"
+    doc = load_config(StreamsFile, STREAMS_CONFIG)
+    return {name: StreamDefinition.from_spec(name, spec, where) for name, spec in doc.streams.items()}
 
 
-def stream(name: str, path: str | Path = STREAMS_FILE) -> StreamDefinition:
-    streams = load_streams(path)
+def stream(name: str) -> StreamDefinition:
+    streams = load_streams()
     if name not in streams:
-        raise ConfigError(f"{path}: no stream {name!r}; defined: {', '.join(sorted(streams))}.")
+        raise ConfigError(f"streams.yaml: no stream {name!r}; defined: {', '.join(sorted(streams))}.")
     return streams[name]
