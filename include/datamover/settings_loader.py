@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datamover.config import load_yaml
+from datamover.config import parse_yaml
 from datamover.errors import ConfigError
 
 _CONN_FIELDS = {
@@ -26,7 +26,13 @@ _CONN_FIELDS = {
 
 
 def read_settings(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    data = load_yaml(path) or {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} cannot be read: {exc.strerror}. Fix: pass the settings file's path."
+        ) from None
+    data = parse_yaml(text, str(path)) or {}
     section = data.get("airflow") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a top-level 'airflow:' mapping (Astro CLI settings format).")
