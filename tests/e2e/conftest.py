@@ -219,14 +219,14 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
                     start_new_session=True,
                 )
         wait_for(
-            lambda: _healthy(stack), 120, "the API server and scheduler to be healthy", lambda: _exits(stack)
+            lambda: _healthy(stack), 300, "the API server and scheduler to be healthy", lambda: _exits(stack)
         )
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         token = httpx.post(
             f"{stack.base_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
         ).json()["access_token"]
         stack.client = httpx.Client(
-            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
         expected = {p.stem for p in (ROOT / "dags").glob("*.py")}
         wait_for(
