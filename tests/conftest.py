@@ -23,9 +23,14 @@ from datamover.settings_loader import connections_env
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _services_env() -> dict[str, str]:
+def services_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """What `scripts/services env` exports (with `overrides` in its environment), as a dict."""
     out = subprocess.run(
-        ["bash", str(ROOT / "scripts/services"), "env"], check=True, capture_output=True, text=True
+        ["bash", str(ROOT / "scripts/services"), "env"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(overrides or {})},
     ).stdout
     env: dict[str, str] = {}
     for line in out.splitlines():
@@ -36,7 +41,7 @@ def _services_env() -> dict[str, str]:
     return env
 
 
-for _key, _value in {**_services_env(), **connections_env(ROOT / "airflow_settings.yaml")}.items():
+for _key, _value in {**services_env(), **connections_env(ROOT / "airflow_settings.yaml")}.items():
     os.environ.setdefault(_key, _value)
 os.environ.setdefault("PATH", "")
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, deployment_config
+from tests.conftest import ROOT, deployment_config, services_env
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL = {"success", "failed"}
@@ -39,23 +38,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _services_env(overrides: dict[str, str]) -> dict[str, str]:
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts/services"), "env"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **overrides},
-    ).stdout
-    env: dict[str, str] = {}
-    for line in out.splitlines():
-        if line.startswith("export "):
-            for assignment in shlex.split(line[len("export ") :]):
-                key, _, value = assignment.partition("=")
-                env[key] = value
-    return env
 
 
 @dataclass
@@ -194,7 +176,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
     }
     # The components get the services' environment and nothing of pytest's (connections come from the DB).
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
-    env = {**base, **overrides, **_services_env(overrides), **config_env}
+    env = {**base, **overrides, **services_env(overrides), **config_env}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
