@@ -92,15 +92,16 @@ def test_retries_with_backoff_on_data_dags(dagbag: DagBag) -> None:
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_parse_time_under_one_second(dag_file: Path) -> None:
-    """Time the import of one DAG file in a fresh interpreter, after Airflow itself is imported."""
+def test_parse_work_under_one_cpu_second(dag_file: Path) -> None:
+    """The CPU time one DAG file's import costs in a fresh interpreter, after Airflow itself is imported.
+    CPU seconds, not wall-clock: the bound is on the work done at import, whatever else the machine runs."""
     code = (
         "import time, runpy, airflow.sdk, datamover\n"
         "from airflow.sdk import DAG\n"
-        "t = time.perf_counter()\n"
+        "t = time.process_time()\n"
         f"runpy.run_path({str(dag_file)!r})\n"
-        "print(time.perf_counter() - t)\n"
+        "print(time.process_time() - t)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seconds = float(out.stdout.strip().splitlines()[-1])
-    assert seconds < 1.0, f"{dag_file.name} took {seconds:.2f}s to parse"
+    assert seconds < 1.0, f"{dag_file.name} took {seconds:.2f} CPU seconds to parse"
