@@ -170,9 +170,12 @@ class ArkOffloadOperator(_ArkOperator):
 
         progress = Progress.for_logs(local)
         engine.progress = progress
-        for r in earlier:
-            progress.add_finished(r.name, r.size, REMOVED if config.remove_after_offload else r.state)
-            self.log.info("%s: offloaded by an earlier run (complete and verified in S3)", r.name)
+        for r in earlier:  # not on disk any more: an earlier run offloaded and removed it
+            r.state = REMOVED
+            progress.add_finished(r.name, r.size, REMOVED)
+            self.log.info(
+                "%s: offloaded by an earlier run (complete and verified in S3, no longer on disk)", r.name
+            )
         self.log.info(
             "Offloading %d log(s), %s, to s3://%s/%s/ via %s (remove_after_offload=%s)",
             len(local),
