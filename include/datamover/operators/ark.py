@@ -263,8 +263,8 @@ def offload_report(
 ) -> str:
     """The run's closing line; raises PermanentError (the run fails, no retry) when a log failed."""
     offloaded, failed = list(offloaded or []), list(failed or [])
-    removed = [r["name"] for r in offloaded if r["state"] == REMOVED]
-    kept = [r["name"] for r in offloaded if r["state"] != REMOVED]
+    removed = sorted(r["name"] for r in offloaded if r["state"] == REMOVED)
+    kept = sorted(r["name"] for r in offloaded if r["state"] != REMOVED)
     parts = [
         f"{len(offloaded)} log(s) offloaded and verified in S3"
         + (f" ({', '.join(kept)} kept locally" if kept else " (")
