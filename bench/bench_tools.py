@@ -202,7 +202,7 @@ class PrivateMoto:
 
     def start(self) -> PrivateMoto:
         self.stop()
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps the port: the tools' command lines name it
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
