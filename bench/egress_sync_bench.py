@@ -105,9 +105,13 @@ def seed(src: Any, prefix: str, count: int, size: int) -> None:
 
 
 def run_engine() -> None:
-    """What S3MirrorOperator does for one shard: hooks -> clients -> Mirror.run()."""
+    """What S3MirrorOperator does for one shard: hooks -> clients -> Mirror.run(). The hooks' shared
+    botocore loader is dropped first, so the clients are made cold, as in a fresh task process."""
+    import datamover.hooks.s3
     from datamover.mirror.engine import Mirror, MirrorOptions
     from datamover.operators.s3_mirror import _side
+
+    datamover.hooks.s3._shared_loader = None
 
     result = Mirror(_side(SRC_CONN, "input"), _side(DST_CONN, "output"), MirrorOptions()).run()
     if result.failed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -29,8 +29,8 @@ from datamover.s3 import S3Path, error_code, is_auth_error
 
 def fast_timestamp(value: Any) -> datetime:
     """botocore's timestamp parser, minus its cost: dateutil takes ~50 us a timestamp, and a listing page
-    has 1,000 of them. ISO 8601 (listings) and RFC 1123 (headers) go through the standard library;
-    anything else falls back to botocore's own parser. Always timezone-aware, like botocore's."""
+    has 1,000 of them. ISO 8601 with an offset (listings) and RFC 1123 (headers) go through the standard
+    library; anything else (no offset, epoch numbers) is left to botocore's own parser."""
     if isinstance(value, str):
         parsed: datetime | None
         try:
@@ -40,8 +40,8 @@ def fast_timestamp(value: Any) -> datetime:
                 parsed = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError, IndexError):
                 parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
     return parse_timestamp(value)
 
 
