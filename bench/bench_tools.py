@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -62,9 +63,11 @@ def services(*args: str) -> str:
 
 def load_env() -> None:
     """What tests/conftest.py sets up: `scripts/services env`, then AIRFLOW_CONN_<ID> for every
-    connection in airflow_settings.yaml (values already in the environment win)."""
+    connection in airflow_settings.yaml (values already in the environment win). Also turns SIGTERM
+    into an exit, so a stopped benchmark still stops the moto servers it started."""
     from datamover.settings_loader import connections_env
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for line in services("env").splitlines():
         if line.startswith("export "):
             for assignment in shlex.split(line[len("export ") :]):

@@ -60,7 +60,7 @@ SRC_CONN, DST_CONN = "bench_sync_src", "bench_sync_dst"
 def client(conn_id: str) -> Any:
     from datamover.hooks.s3 import ObjectStoreHook
 
-    return ObjectStoreHook(conn_id).client(pool=48)
+    return ObjectStoreHook(conn_id).client(pool=48, read_timeout=600)  # moto completes 256 MiB slowly
 
 
 def point(prefix: str) -> None:
