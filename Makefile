@@ -71,13 +71,9 @@ lint: setup
 standalone: airflow-init sample-data
 	$(WITH_ENV) airflow standalone
 
-# Every benchmark, one after the other (each prints its own figures and ratios).
-bench: bench-dump bench-sync bench-offload
-
-# moto keeps every object in RAM and slows as it grows: each S3 benchmark starts from a fresh one.
-.PHONY: fresh-moto
-fresh-moto: services-up
-	bash $(SERVICES) down moto && bash $(SERVICES) up moto
+# Every benchmark, one after the other (each prints its own figures, ratios and CPU seconds per process).
+# The S3 benchmarks start private moto servers of their own (moto slows as it fills), never the shared one.
+bench: bench-dump bench-sync bench-offload bench-ab
 
 clean: services-down
 	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)

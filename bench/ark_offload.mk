@@ -1,4 +1,5 @@
-# Ark Log offload benchmark: engine vs aws s3 cp vs s5cmd on the moto endpoint (installs awscli in .state/tools).
+# Ark Log offload benchmark: engine vs aws s3 cp vs s5cmd, on a private moto and on Ceph RGW (installs
+# awscli in .state/tools).
 .PHONY: bench-offload
-bench-offload: fresh-moto
+bench-offload: services-up
 	$(WITH_ENV) python bench/ark_offload_bench.py

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 
 from datamover.egress.config import TableSpec
+from datamover.egress.copy_out import CopyOut
 from datamover.egress.pipeline import CompressingUpload, S3ObjectWriter, StreamTuning
 from datamover.egress.sql import COLUMNS_QUERY, Column, Interval, build_copy, build_select, select_columns
 from datamover.errors import ConfigError, UnknownSourceError
@@ -128,10 +129,9 @@ def dump_table(
         )
         upload = CompressingUpload(writer, tuning)
         try:
-            with conn.cursor() as cur:
-                with cur.copy(statement) as copy:
-                    upload.consume(copy)
-                rows = cur.rowcount
+            reader = CopyOut(conn, statement.as_bytes(conn), tuning.batch_size)
+            upload.consume(reader)
+            rows = reader.rows
             stats = upload.finish()
         except BaseException as exc:
             if warning := upload.abort():

@@ -248,11 +248,15 @@ class CompressingUpload:
 
     # -- the producer side ----------------------------------------------------------------------------
     def consume(self, chunks: Iterable[bytes | bytearray | memoryview]) -> int:
-        """Read every chunk; return the raw byte count. Tight loop: this runs once per COPY row."""
+        """Read every chunk (rows or whole batches); return the raw byte count."""
         batch = bytearray()
         limit = self.tuning.batch_size
         total = 0
         for chunk in chunks:
+            if not batch and len(chunk) >= limit:  # already a whole batch (CopyOut's): no copy
+                total += len(chunk)
+                self._hand_over(chunk)
+                continue
             batch += chunk
             if len(batch) >= limit:
                 total += len(batch)

@@ -9,17 +9,61 @@ bundle path), `config_kwargs` (botocore Config). Ours on top: extra `path` (`buc
 
 from __future__ import annotations
 
+import email.utils
+import threading
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import boto3
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.utils import parse_timestamp
 
 from datamover.errors import ConfigError
 from datamover.hooks.base import CheckedConnection
 from datamover.s3 import S3Path, error_code, is_auth_error
+
+
+def fast_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, minus its cost: dateutil takes ~50 us a timestamp, and a listing page
+    has 1,000 of them. ISO 8601 with an offset (listings) and RFC 1123 (headers) go through the standard
+    library; anything else (no offset, epoch numbers) is left to botocore's own parser."""
+    if isinstance(value, str):
+        parsed: datetime | None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    return parse_timestamp(value)
+
+
+_shared_loader: Any = None
+_shared_loader_lock = threading.Lock()
+
+
+def tune_session(session: boto3.session.Session) -> boto3.session.Session:
+    """Make a provider-built session cheaper to use, without changing what it sends or accepts:
+    - one botocore data loader per process, so the S3 service model and endpoint rules (~0.2 s of JSON
+      parsing) are read once however many hooks make clients (the mirror makes two per task);
+    - `fast_timestamp` for the timestamps of responses (LastModified of every listed object)."""
+    core = session._session  # boto3 keeps the botocore session here; no public accessor exists
+    global _shared_loader
+    with _shared_loader_lock:
+        if _shared_loader is None:
+            _shared_loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _shared_loader)
+            session._loader = _shared_loader
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
+    return session
 
 
 class ObjectStoreHook(CheckedConnection, S3Hook):
@@ -38,6 +82,10 @@ class ObjectStoreHook(CheckedConnection, S3Hook):
         if self._endpoint_override:
             wrapper.endpoint_url = self._endpoint_override
         return wrapper
+
+    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> Any:
+        session = super().get_session(region_name=region_name, deferrable=deferrable)
+        return tune_session(session) if isinstance(session, boto3.session.Session) else session
 
     @property
     def endpoint_url(self) -> str | None:
