@@ -203,3 +203,69 @@ def random_stream(rng: random.Random, stream_type: int | None = None, n: int | N
             sequence += 1
         s.entries.append(e)
     return s
+
+
+TEXT_LINES = [f"line {i}: {'x' * (i % 7)}".encode() for i in range(40)]
+
+
+def multiline_partial() -> Stream:
+    s = Stream(descriptor(tags={"luci.step": "compile"}))
+    s.entries = [
+        entry(0, 0, 0, (0, 0), lines=[(b"hello world", "\n"), (b"second", "\r\n"), (b"partial ", "")]),
+        entry(1, 2, 2, (0, 250_000_000), lines=[(b"continued", "\n"), (b"", "\n")]),
+        entry(2, 5, 4, (1, 0), lines=[(b"\xff\xfe not utf-8", "\n")]),
+        entry(3, 6, 5, None, lines=[(b"no time offset", "\n")]),
+        entry(4, 9, 6, (0, 500), lines=[(b"time went back", "\n")]),
+        entry(5, 8, 7, (2, 0), lines=[(b"prefix went back: dropped", "\n")]),
+        entry(6, 10, 3, (2, 0), lines=[(b"sequence went back: dropped", "\n")]),
+        entry(7, 11, 7, (3, 0), lines=[(b"last", "")]),
+    ]
+    return s
+
+
+def binary_stream() -> Stream:
+    s = Stream(descriptor(name="out/blob", stream_type=BINARY, binary_file_ext="bin"))
+    offset = 0
+    for i, size in enumerate([1, 127, 128, 16383, 16384, 70_000]):  # 1-, 2- and 3-byte frame headers
+        s.entries.append(entry(i, i * 2, offset, (i, 0), binary=bytes((i + j) % 256 for j in range(size))))
+        offset += size
+    return s
+
+
+def datagram_stream() -> Stream:
+    s = Stream(descriptor(name="events", stream_type=DATAGRAM))
+    s.entries = [
+        entry(0, 0, 0, (0, 1), datagram=b"whole"),
+        entry(1, 1, 1, (0, 2), datagram=b"part-a", partial=(0, 12, False)),
+        entry(2, 2, 1, (0, 3), datagram=b"part-b", partial=(1, 12, True)),
+        entry(3, 3, 2, (0, 4), datagram=b""),
+        entry(4, 4, 3, (0, 5), datagram=b"\x00\x01", partial=(0, 0, False)),
+    ]
+    return s
+
+
+def gap_stream() -> Stream:
+    s = text_lines_stream(TEXT_LINES, per_entry=2)
+    del s.entries[5:8]  # indices 5, 6, 7 missing: best-effort archival skips them
+    return s
+
+
+SAMPLES = {
+    "text-multiline-partial-outoforder": multiline_partial,
+    "text-plain": lambda: text_lines_stream(TEXT_LINES),
+    "binary-frame-headers": binary_stream,
+    "datagram-partials": datagram_stream,
+    "text-gap": gap_stream,
+    "empty": lambda: Stream(descriptor(name="nothing")),
+    "two-tags": lambda: text_lines_stream(TEXT_LINES[:5], desc=descriptor(tags={"a": "1", "b": ""})),
+    "negative-time": lambda: Stream(
+        descriptor(), [entry(0, time_offset=(-2, -5), lines=[(b"before the start", "\n")])]
+    ),
+    "big-indices": lambda: Stream(
+        descriptor(),
+        [
+            entry(2**40 + i, 2**50 + i, 2**33 + i, (10**6, 999_999_999), lines=[(b"x", "\n")])
+            for i in range(3)
+        ],
+    ),
+}
