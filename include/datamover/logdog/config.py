@@ -25,7 +25,6 @@ class Connections(ConfigModel):
 class CollectorConfig(ConfigModel):
     topic: str = Field("logdog.butler", min_length=1)
     consumer_group: str = Field("datamover-logdog-collector", min_length=1)
-    schedule: str = "* * * * *"
     batch_messages: int = Field(500, ge=1, le=100_000)
     max_runtime_s: int = Field(240, ge=1)
     idle_timeout_s: int = Field(10, ge=1)
@@ -46,7 +45,6 @@ class IndexConfig(ConfigModel):
 
 
 class ArchivalConfig(ConfigModel):
-    schedule: str = "*/5 * * * *"
     settle_delay_s: int = Field(120, ge=0)
     delay_max_s: int = Field(86400, ge=1)
     completeness_threshold_s: int = Field(3600, ge=0)
@@ -56,6 +54,7 @@ class ArchivalConfig(ConfigModel):
     lease_s: int = Field(900, ge=10)
     staging_base: str
     base: str
+    create_buckets: bool = False
     data_file: Literal["auto", "always", "never"] = "auto"
     part_size_mib: int = Field(8, ge=5, le=512)
     upload_workers: int = Field(4, ge=1, le=32)

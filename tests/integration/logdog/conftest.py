@@ -4,6 +4,7 @@ test (names carry a uuid: other developers run tests against the same services).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 
 import psycopg
@@ -81,3 +82,6 @@ def buckets(s3: ObjectStoreHook, uid: str) -> Iterator[tuple[str, str]]:
             if keys:
                 client.delete_objects(Bucket=name, Delete={"Objects": keys})
         client.delete_bucket(Bucket=name)
+
+
+ROOT_DIR = Path(__file__).resolve().parents[3]

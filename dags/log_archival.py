@@ -1,0 +1,139 @@
+"""log_archival: the LogDog collector and archivist as two DAGs (logic in datamover.logdog)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task, task_group
+
+from datamover.dag_defaults import default_args
+from datamover.operators.logdog import (
+    LOGDOG_STREAMS,
+    LogDogCollectOperator,
+    LogStreamArchiveOperator,
+    LogStreamPlanOperator,
+    has_new_streams,
+)
+from datamover.sensors.logdog import LogStreamSettleSensor
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+PARAMS = "{{ params }}"  # rendered as a dict (native templates); the operators map it to config keys
+
+
+def nullable(kind: str, description: str, **kw: object) -> Param:
+    return Param(None, type=["null", kind], description=description, **kw)
+
+
+with DAG(
+    dag_id="logdog_collector",
+    description="Drain LogDog Butler bundles from Kafka into PostgreSQL intermediate storage.",
+    schedule=CronTriggerTimetable("* * * * *", timezone="UTC"),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    render_template_as_native_obj=True,
+    tags=["logdog", "datamover"],
+    params={
+        "topic": nullable("string", "Override collector.topic."),
+        "max_runtime_s": nullable("integer", "Override collector.max_runtime_s.", minimum=1),
+        "schema": nullable("string", "Override storage.schema."),
+    },
+    doc_md="""
+### logdog_collector: the LogDog Collector
+
+Drains the Kafka topic `collector.topic` (include/config/log_archival.yaml), which carries what LogDog's
+Butler publishes (a RecordIO `ButlerMetadata` frame, then a `ButlerLogBundle` frame, zlib-compressed or not),
+into PostgreSQL (connection `logdog_postgres`, schema `storage.schema`): streams are registered with their
+descriptor and prefix secret, entries stored by (stream, stream index), terminal indices recorded.
+
+* **collect**: batches of messages, one transaction each; Kafka offsets are committed only after the rows
+  are written, so a crash redelivers and redelivery is harmless (duplicates skipped). A malformed message or
+  bundle entry is counted, logged with its partition and offset, and skipped. Stops when the topic is drained,
+  after `collector.idle_timeout_s` without a message, or after `collector.max_runtime_s`.
+* **new_streams** / **announce**: when streams were registered or terminated, the Asset `logdog_streams`
+  gets an event, which schedules `logdog_archival`.
+""",
+) as collector_dag:
+    collect = LogDogCollectOperator(task_id="collect", run_params=PARAMS)
+    new_streams = ShortCircuitOperator(
+        task_id="new_streams", python_callable=has_new_streams, op_args=[collect.output]
+    )
+
+    @task(outlets=[LOGDOG_STREAMS])
+    def announce(stats: dict, outlet_events=None) -> None:  # type: ignore[no-untyped-def]
+        outlet_events[LOGDOG_STREAMS].extra = {
+            k: stats.get(k) for k in ("streams_registered", "streams_terminated", "entries_written")
+        }
+
+    new_streams >> announce(collect.output)
+
+
+with DAG(
+    dag_id="logdog_archival",
+    description="Archive settled LogDog streams from PostgreSQL to object storage, LUCI-compatible.",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC", interval=timedelta(minutes=5)),
+        assets=[LOGDOG_STREAMS],
+    ),
+    start_date=START,
+    catchup=False,
+    max_active_runs=3,  # runs overlap while their sensors wait; each stream is watched by one run at a time
+    default_args=default_args(),
+    render_template_as_native_obj=True,
+    tags=["logdog", "datamover"],
+    params={
+        "settle_delay_s": nullable("integer", "Override archival.settle_delay_s.", minimum=0),
+        "delay_max_s": nullable("integer", "Override archival.delay_max_s.", minimum=1),
+        "completeness_threshold_s": nullable(
+            "integer", "Override archival.completeness_threshold_s.", minimum=0
+        ),
+        "horizon_s": nullable("integer", "Override archival.horizon_s.", minimum=0),
+        "max_streams_per_run": nullable("integer", "Override archival.max_streams_per_run.", minimum=1),
+        "poll_interval_s": nullable("number", "Override archival.poll_interval_s.", exclusiveMinimum=0),
+        "index_stream_range": nullable("integer", "Index rule: stream index range.", minimum=0),
+        "index_prefix_range": nullable("integer", "Index rule: prefix index range.", minimum=0),
+        "index_byte_range": nullable("integer", "Index rule: byte range.", minimum=0),
+        "data_file": Param(None, type=["null", "string"], enum=[None, "auto", "always", "never"]),
+        "schema": nullable("string", "Override storage.schema."),
+    },
+    doc_md="""
+### logdog_archival: the LogDog Archivist
+
+Archives log streams from PostgreSQL intermediate storage into archival storage (connection
+`logdog_archive`, S3 or Ceph), as files LogDog's own tools read: `logstream.entries` (RecordIO: the
+`LogStreamDescriptor`, then every `LogEntry`), `logstream.index` (a `LogIndex`, per the index rules) and,
+when the stream sets `binary_file_ext` (config `archival.data_file`), the legacy data file `data.<ext>`.
+
+* **plan**: picks the streams due within `archival.horizon_s` (terminated + `settle_delay_s`, or registered
+  + `delay_max_s`) that no other live run watches, plus streams a crashed run left `archiving`; expunges
+  leftover rows of archived streams; creates or checks the buckets.
+* **stream.settle** (mapped, deferrable): waits on the triggerer, without a worker slot, until the stream is
+  released: terminated and settled, or too old. Incomplete (an entry below the terminal index missing):
+  waits up to `completeness_threshold_s` more, then best-effort.
+* **stream.archive** (mapped, pool `logdog_archival`): under a lease in PostgreSQL, streams the entries out
+  of PostgreSQL (server-side cursor) into multipart uploads under `staging_base`, moves them to
+  `<base>/<project>/<prefix>/+/<name>/` (server-side copy + delete), records the result in the coordinator
+  (state `archived`, URLs, sizes, entry count, terminal index, complete flag), then expunges the rows. A
+  crash at any step is finished or redone by the next try or run.
+
+The trigger form overrides delays, index rules, the data file and the schema for one run.
+""",
+) as archival_dag:
+    plan = LogStreamPlanOperator(task_id="plan", run_params=PARAMS)
+
+    @task_group(group_id="stream")
+    def archive_stream(stream_id: int) -> None:
+        settle = LogStreamSettleSensor(task_id="settle", stream_id=stream_id, run_params=PARAMS)
+        archive = LogStreamArchiveOperator(
+            task_id="archive",
+            stream_id=stream_id,
+            run_params=PARAMS,
+            pool="logdog_archival",
+            map_index_template="{{ task.stream_id }}",
+        )
+        settle >> archive
+
+    archive_stream.expand(stream_id=plan.output)
