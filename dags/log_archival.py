@@ -132,7 +132,7 @@ The trigger form overrides delays, index rules, the data file and the schema for
             stream_id=stream_id,
             run_params=PARAMS,
             pool="logdog_archival",
-            map_index_template="{{ task.stream_id }}",
+            map_index_template="stream {{ task.stream_id }}",
         )
         settle >> archive
 

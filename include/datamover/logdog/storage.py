@@ -139,7 +139,9 @@ def stream_state(row: dict[str, Any] | tuple[Any, ...] | None) -> StreamState | 
 
 def load_state(conn: psycopg.Connection, schema: str, stream_id: int) -> StreamState | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        return stream_state(cur.execute(q(STATE_SQL, schema), (stream_id,)).fetchone())
+        row = cur.execute(q(STATE_SQL, schema), (stream_id,)).fetchone()
+    conn.commit()
+    return stream_state(row)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,6 +222,10 @@ class Collector:
         return known
 
     def write(self, parts: Sequence[StreamPart]) -> WriteResult:
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise RuntimeError(
+                "Collector.write needs a connection with no transaction open (it commits its own)"
+            )
         result = WriteResult()
         rows: list[tuple[Any, ...]] = []
         per_stream: dict[int, list[int]] = defaultdict(list)  # id -> [count, max index]

@@ -4,8 +4,8 @@ test (names carry a uuid: other developers run tests against the same services).
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest

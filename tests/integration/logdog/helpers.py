@@ -17,6 +17,7 @@ from datamover.s3 import S3Path
 from tests.logdog.refs import assert_valid, check_data_file, ref_read
 
 NO_DELAYS = Delays(timedelta(0), timedelta(days=1), timedelta(0))
+ALL_ENTRIES = IndexRules()
 
 
 def store_messages(conn: psycopg.Connection, schema: str, messages: list[bytes]) -> WriteResult:
@@ -32,7 +33,7 @@ def store_messages(conn: psycopg.Connection, schema: str, messages: list[bytes])
 
 
 def settings(
-    buckets: tuple[str, str], rules: IndexRules = IndexRules(), delays: Delays = NO_DELAYS, **kw: Any
+    buckets: tuple[str, str], rules: IndexRules = ALL_ENTRIES, delays: Delays = NO_DELAYS, **kw: Any
 ) -> ArchivistSettings:
     return ArchivistSettings(
         staging_base=S3Path(buckets[0], "datamover"),

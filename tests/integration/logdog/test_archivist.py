@@ -16,8 +16,8 @@ from datamover.logdog.archive import IndexRules
 from datamover.logdog.collector import DrainLimits, drain
 from datamover.logdog.coordinator import Delays
 from datamover.logdog.names import archive_paths, base64_hash
-from datamover.s3 import S3Path
 from datamover.logdog.storage import claim_lease, load_state
+from datamover.s3 import S3Path
 from tests.integration.logdog.conftest import produce
 from tests.integration.logdog.helpers import (
     archivist,
@@ -135,8 +135,8 @@ def test_completeness_threshold_and_delays(
     assert run_outcome.action == "archived" and run_outcome.complete is False
     assert run_outcome.terminal_index == running.entries[-1].stream_index
     row = pg.execute(
-        f'SELECT state, complete, archived_entry_count, archived_terminal_index, entries_size FROM "{schema}".log_streams '
-        "WHERE id = %s",
+        "SELECT state, complete, archived_entry_count, archived_terminal_index, entries_size "
+        f'FROM "{schema}".log_streams WHERE id = %s',
         (ids["gap"],),
     ).fetchone()
     assert row == (
