@@ -13,6 +13,7 @@ one stream's part of a bundle (RejectedEntry) and keeps the others, as LUCI's co
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
 from dataclasses import dataclass
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from datamover.errors import DataMoverError
-from datamover.logdog.archive import StoredEntry
 from datamover.logdog.names import validate_project, validate_stream_name, validate_tag
 from datamover.logdog.proto import PROTO_VERSION, butler_pb2, log_pb2
 from datamover.logdog.recordio import BUTLER_MAX_FRAME, FrameError, frame, split_frames
 
+EntryRow = tuple[int, int, int, int | None, int | None, bytes]
 PREFIX_SECRET_LENGTH = 36  # types.PrefixSecretLength
 COMPRESS_THRESHOLD = 860  # pubsubprotocol.DefaultCompressThreshold
 INT63 = 2**63  # intermediate storage keeps indices in PostgreSQL bigint
@@ -109,7 +110,8 @@ class StreamPart:
     descriptor: bytes  # canonical LogStreamDescriptor (prefix filled in), as the coordinator keeps it
     secret_sha256: bytes
     terminal_index: int | None  # set when the entry terminates the stream
-    entries: list[StoredEntry]
+    # (stream_index, prefix_index, sequence, time offset seconds or None, nanos or None, LogEntry bytes)
+    entries: list[EntryRow]
 
     @property
     def path(self) -> str:
@@ -119,10 +121,8 @@ class StreamPart:
 def validate_descriptor(desc: log_pb2.LogStreamDescriptor) -> None:
     """logpb.LogStreamDescriptor.Validate(true): ValueError naming the first problem."""
     for what, value in (("prefix", desc.prefix), ("name", desc.name)):
-        try:
-            validate_stream_name(value)
-        except ValueError as exc:
-            raise ValueError(f"invalid {what}: {exc}") from None
+        if (problem := _valid_name(value)) is not None:
+            raise ValueError(f"invalid {what}: {problem}")
     if desc.stream_type not in (log_pb2.TEXT, log_pb2.BINARY, log_pb2.DATAGRAM):
         raise ValueError(f"invalid stream type: {desc.stream_type}")
     if not desc.content_type:
@@ -136,10 +136,19 @@ def validate_descriptor(desc: log_pb2.LogStreamDescriptor) -> None:
 def has_content(entry: log_pb2.LogEntry, stream_type: int) -> bool:
     """logpb.LogEntry.Validate: the entry carries content of its stream's type."""
     if stream_type == log_pb2.TEXT:
-        return entry.HasField("text") and len(entry.text.lines) > 0
+        return entry.WhichOneof("content") == "text" and len(entry.text.lines) > 0
     if stream_type == log_pb2.BINARY:
-        return entry.HasField("binary") and len(entry.binary.data) > 0
-    return entry.HasField("datagram")
+        return entry.WhichOneof("content") == "binary" and len(entry.binary.data) > 0
+    return entry.WhichOneof("content") == "datagram"
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_name(name: str) -> str | None:
+    try:
+        validate_stream_name(name)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def check_bundle_entry(
@@ -162,26 +171,27 @@ def check_bundle_entry(
         raise RejectedEntry(f"invalid log stream descriptor: {exc}") from None
     if be.terminal and be.terminal_index >= INT63:
         raise RejectedEntry(f"terminal index {be.terminal_index} is too large")
-    entries = []
+    entries: list[EntryRow] = []
     if be.logs:
+        stream_type = desc.stream_type
         first = be.logs[0].stream_index
         for i, le in enumerate(be.logs):
-            if not has_content(le, desc.stream_type):
+            if not has_content(le, stream_type):
                 raise RejectedEntry(f"log entry {le.stream_index} has no content of the stream's type")
-            if le.stream_index != first + i:
+            stream_index, prefix_index, sequence = le.stream_index, le.prefix_index, le.sequence
+            if stream_index != first + i:
                 raise RejectedEntry(
-                    f"non-contiguous log entry block: expected index {first + i}, got {le.stream_index}"
+                    f"non-contiguous log entry block: expected index {first + i}, got {stream_index}"
                 )
-            if max(le.stream_index, le.prefix_index, le.sequence) >= INT63:
-                raise RejectedEntry(f"log entry {le.stream_index} has an index beyond 2^63")
-            time_offset = (
-                (le.time_offset.seconds, le.time_offset.nanos) if le.HasField("time_offset") else None
-            )
-            entries.append(
-                StoredEntry(
-                    le.stream_index, le.prefix_index, le.sequence, time_offset, le.SerializeToString()
+            if stream_index >= INT63 or prefix_index >= INT63 or sequence >= INT63:
+                raise RejectedEntry(f"log entry {stream_index} has an index beyond 2^63")
+            if le.HasField("time_offset"):
+                to = le.time_offset
+                entries.append(
+                    (stream_index, prefix_index, sequence, to.seconds, to.nanos, le.SerializeToString())
                 )
-            )
+            else:
+                entries.append((stream_index, prefix_index, sequence, None, None, le.SerializeToString()))
     return StreamPart(
         project=bundle.project,
         prefix=desc.prefix,

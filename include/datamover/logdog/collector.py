@@ -14,8 +14,10 @@ there), after `max_runtime`, or after `idle_timeout` without a message.
 from __future__ import annotations
 
 import logging
+import queue
+import sys
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,7 +52,10 @@ class CollectStats:
     rejected_entries: int = 0
     skipped_archived: int = 0
     batches: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run, group join and final idle wait included
+    ingest_seconds: float = 0.0  # from the first message received to the last offsets committed
+    decode_seconds: float = 0.0  # parsing and checking messages (overlaps the writes)
+    write_seconds: float = 0.0  # PostgreSQL transactions and offset commits
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,6 +117,62 @@ def decode_batch(messages: list[Message], stats: CollectStats, problems: _Proble
     return parts
 
 
+class _Writer(threading.Thread):
+    """Writes decoded batches to PostgreSQL and then commits their Kafka offsets, while the caller
+    consumes and decodes the next batch (two cores: Python decoding here, PostgreSQL's COPY there).
+    At most `depth` batches wait, so memory stays bounded."""
+
+    def __init__(
+        self, consumer: Consumer, store: Collector, stats: CollectStats, problems: _Problems, depth: int
+    ) -> None:
+        super().__init__(name="logdog-collector-writer", daemon=True)
+        self.consumer = consumer
+        self.store = store
+        self.stats = stats
+        self.problems = problems
+        self.queue: queue.Queue[tuple[list[StreamPart], list[TopicPartition]] | None] = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.first_message: float | None = None
+
+    def run(self) -> None:
+        stats = self.stats
+        try:
+            while (item := self.queue.get()) is not None:
+                parts, offsets = item
+                began = time.monotonic()
+                if parts:
+                    result = self.store.write(parts)
+                    stats.entries_written += result.entries_written
+                    stats.duplicates += result.duplicates
+                    stats.streams_registered += result.registered
+                    stats.streams_terminated += result.terminated
+                    stats.skipped_archived += result.skipped_archived
+                    for reason in result.rejected:
+                        stats.rejected_entries += 1
+                        self.problems.report("bundle entry", reason)
+                # The rows are committed: now the offsets (synchronously: a crash redelivers, never loses).
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                stats.write_seconds += time.monotonic() - began
+                stats.batches += 1
+                if self.first_message is not None:
+                    stats.ingest_seconds = time.monotonic() - self.first_message
+        except BaseException as exc:
+            self.error = exc
+            while self.queue.get() is not None:  # unblock the producer side until it stops
+                pass
+
+    def put(self, parts: list[StreamPart], offsets: list[TopicPartition]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((parts, offsets))
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 def drain(
     consumer: Consumer,
     conn: psycopg.Connection,
@@ -119,13 +180,11 @@ def drain(
     topic: str,
     limits: DrainLimits = DrainLimits(),
     logger: logging.Logger | None = None,
-    on_batch: Callable[[CollectStats], None] | None = None,
 ) -> CollectStats:
     """Consume `topic` with `consumer` (its group, `enable.auto.commit` off) into storage `schema`."""
     logger = logger or log
     stats = CollectStats()
     problems = _Problems(stats, logger)
-    store = Collector(conn, schema)
     assigned: set[tuple[str, int]] = set()
     at_end: set[tuple[str, int]] = set()
 
@@ -137,6 +196,12 @@ def drain(
             assigned.discard((p.topic, p.partition))
             at_end.discard((p.topic, p.partition))
 
+    writer = _Writer(consumer, Collector(conn, schema), stats, problems, depth=2)
+    # The writer thread hands COPY data to libpq in 128 KiB pieces, taking the GIL back for each; with
+    # the default 5 ms switch interval it would wait behind the decoding thread every time.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, 0.0005))
+    writer.start()
     consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
     start = time.monotonic()
     last_message = start
@@ -156,14 +221,18 @@ def drain(
                 break
             batch: list[Message] = []
             size = 0
-            deadline = time.monotonic() + limits.poll_timeout
+            # Wait up to poll_timeout for a first message, then take what is queued locally, without waiting
+            # for a full batch (consume(n, timeout) would wait for n messages or the timeout).
+            wait = limits.poll_timeout
             while len(batch) < limits.batch_messages and size < limits.batch_bytes:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                got = consumer.consume(num_messages=limits.batch_messages - len(batch), timeout=remaining)
+                if wait:
+                    first = consumer.poll(wait)
+                    got = [first] if first is not None else []
+                else:
+                    got = consumer.consume(num_messages=limits.batch_messages - len(batch), timeout=0)
                 if not got:
                     break
+                wait = 0
                 for msg in got:
                     err = msg.error()
                     if err is not None:
@@ -171,6 +240,8 @@ def drain(
                             at_end.add((msg.topic(), msg.partition()))
                             continue
                         raise KafkaException(err)
+                    if writer.first_message is None:
+                        writer.first_message = time.monotonic()
                     at_end.discard((msg.topic(), msg.partition()))
                     batch.append(msg)
                     size += len(msg.value() or b"")
@@ -179,22 +250,22 @@ def drain(
             if not batch:
                 continue
             last_message = time.monotonic()
+            offsets: dict[tuple[str, int], int] = {}
+            for msg in batch:
+                key = (msg.topic(), msg.partition())
+                offsets[key] = max(offsets.get(key, -1), msg.offset())
+            began = time.monotonic()
             parts = decode_batch(batch, stats, problems)
-            if parts:
-                result = store.write(parts)
-                stats.entries_written += result.entries_written
-                stats.duplicates += result.duplicates
-                stats.streams_registered += result.registered
-                stats.streams_terminated += result.terminated
-                stats.skipped_archived += result.skipped_archived
-                for reason in result.rejected:
-                    stats.rejected_entries += 1
-                    problems.report("bundle entry", reason)
-            # The rows are committed: now the offsets (synchronously: a crash redelivers, never loses).
-            consumer.commit(asynchronous=False)
-            stats.batches += 1
-            if on_batch is not None:
-                on_batch(stats)
+            stats.decode_seconds += time.monotonic() - began
+            writer.put(
+                parts,
+                [TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()],
+            )
+        writer.finish()
     finally:
+        if writer.is_alive():
+            writer.queue.put(None)
+            writer.join(timeout=60)
+        sys.setswitchinterval(switch_interval)
         stats.seconds = time.monotonic() - start
     return stats

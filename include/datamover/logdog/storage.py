@@ -16,7 +16,7 @@ Every statement names the schema through psycopg.sql, so tests and deployments c
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +27,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from datamover.logdog.archive import StoredEntry
-from datamover.logdog.butler import StreamPart
+from datamover.logdog.butler import EntryRow, StreamPart
 from datamover.logdog.coordinator import State, StreamState
 
 SCHEMA_LOCK = 0x106D06  # advisory lock id: concurrent first runs create the tables once
@@ -85,7 +85,35 @@ ALTER TABLE {schema}.log_entries ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
 ENTRY_COLUMNS = ("stream_id", "stream_index", "prefix_index", "sequence", "to_seconds", "to_nanos", "data")
-ENTRY_TYPES = ("int8", "int8", "int8", "int8", "int8", "int4", "bytea")
+
+# PostgreSQL's binary COPY format, written directly (one struct.pack per row instead of psycopg's
+# per-field adaptation): a header, then per row the field count and each field as length + bytes
+# (int8/int4 big-endian, -1 length = NULL), then a -1 trailer.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
+_ROW = struct.Struct(">hiqiqiqiqiqiii")  # 7 fields: 4 x int8, int8, int4, bytea length
+_ROW_NO_TIME = struct.Struct(">hiqiqiqiqiii")  # time offset NULL (-1, -1)
+
+
+def copy_rows(stream_id: int, entries: Sequence[EntryRow]) -> bytes:
+    """The binary COPY rows of one stream's entries (no header or trailer)."""
+    out = []
+    row, row_no_time = _ROW.pack, _ROW_NO_TIME.pack
+    for si, pi, seq, secs, nanos, data in entries:
+        if secs is None:
+            out.append(row_no_time(7, 8, stream_id, 8, si, 8, pi, 8, seq, -1, -1, len(data)))
+        else:
+            out.append(row(7, 8, stream_id, 8, si, 8, pi, 8, seq, 8, secs, 4, nanos, len(data)))
+        out.append(data)
+    return b"".join(out)
+
+
+def write_binary_copy(copy: Any, rows: list[bytes]) -> None:
+    copy.write(COPY_HEADER)
+    for chunk in rows:
+        copy.write(chunk)
+    copy.write(COPY_TRAILER)
+
 
 # The state the coordinator rules need, with the database's clock. Completeness counts only entries up
 # to the terminal index; the collector's counters answer that without a scan unless entries beyond the
@@ -179,47 +207,47 @@ class Collector:
         self.schema = schema
         self._known: dict[tuple[str, str], _Known] = {}
 
-    def _register(self, part: StreamPart, result: WriteResult) -> _Known:
-        key = (part.project, part.path)
-        known = self._known.get(key)
-        if known is not None and known.state != State.ARCHIVED:
-            return known
-        row = self.conn.execute(
+    def _register(self, parts: Sequence[StreamPart], result: WriteResult) -> None:
+        """Register the streams of `parts` not known yet (one INSERT for all) and learn their state."""
+        new: dict[tuple[str, str], StreamPart] = {}
+        for part in parts:
+            key = (part.project, part.path)
+            known = self._known.get(key)
+            if (known is None or known.state == State.ARCHIVED) and key not in new:
+                new[key] = part
+        if not new:
+            return
+        ps = list(new.values())
+        cols = ("project", "path", "prefix", "name", "stream_type", "descriptor", "secret_sha256")
+        rows = self.conn.execute(
             q(
                 """
                 INSERT INTO {schema}.log_streams
                     (project, path, prefix, name, stream_type, descriptor, secret_sha256)
-                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int2[], %s::bytea[],
+                                     %s::bytea[])
                 ON CONFLICT (project, path) DO NOTHING
-                RETURNING id, secret_sha256, state, terminal_index
+                RETURNING project, path, id, secret_sha256, state, terminal_index
                 """,
                 self.schema,
             ),
-            (
-                part.project,
-                part.path,
-                part.prefix,
-                part.name,
-                part.stream_type,
-                part.descriptor,
-                part.secret_sha256,
-            ),
-        ).fetchone()
-        if row is not None:
-            result.registered += 1
-        else:
-            row = self.conn.execute(
+            [[getattr(p, c) for p in ps] for c in cols],
+        ).fetchall()
+        result.registered += len(rows)
+        if len(rows) < len(ps):
+            rows += self.conn.execute(
                 q(
-                    "SELECT id, secret_sha256, state, terminal_index FROM {schema}.log_streams "
-                    "WHERE project = %s AND path = %s",
+                    """
+                    SELECT s.project, s.path, s.id, s.secret_sha256, s.state, s.terminal_index
+                    FROM {schema}.log_streams s JOIN unnest(%s::text[], %s::text[]) AS k(project, path)
+                    ON s.project = k.project AND s.path = k.path
+                    """,
                     self.schema,
                 ),
-                (part.project, part.path),
-            ).fetchone()
-        assert row is not None
-        known = _Known(row[0], bytes(row[1]), row[2], row[3])
-        self._known[key] = known
-        return known
+                [[p.project for p in ps], [p.path for p in ps]],
+            ).fetchall()
+        for project, path, sid, secret, state, terminal_index in rows:
+            self._known[(project, path)] = _Known(sid, bytes(secret), state, terminal_index)
 
     def write(self, parts: Sequence[StreamPart]) -> WriteResult:
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -227,12 +255,13 @@ class Collector:
                 "Collector.write needs a connection with no transaction open (it commits its own)"
             )
         result = WriteResult()
-        rows: list[tuple[Any, ...]] = []
-        per_stream: dict[int, list[int]] = defaultdict(list)  # id -> [count, max index]
+        rows: list[bytes] = []
+        per_stream: dict[int, list[int]] = {}  # id -> [count, max index]
         terminations: dict[int, tuple[int, StreamPart]] = {}
         with self.conn.transaction():
+            self._register(parts, result)
             for part in parts:
-                known = self._register(part, result)
+                known = self._known[(part.project, part.path)]
                 if known.secret_sha256 != part.secret_sha256:
                     result.rejected.append(
                         f"{part.project}/{part.path}: log entry has an incorrect prefix secret"
@@ -241,15 +270,11 @@ class Collector:
                 if known.state == State.ARCHIVED:
                     result.skipped_archived += 1
                     continue
-                for e in part.entries:
-                    seconds, nanos = e.time_offset if e.time_offset is not None else (None, None)
-                    rows.append(
-                        (known.id, e.stream_index, e.prefix_index, e.sequence, seconds, nanos, e.data)
-                    )
                 if part.entries:
+                    rows.append(copy_rows(known.id, part.entries))
                     stats = per_stream.setdefault(known.id, [0, -1])
                     stats[0] += len(part.entries)
-                    stats[1] = max(stats[1], part.entries[-1].stream_index)
+                    stats[1] = max(stats[1], part.entries[-1][0])
                 if part.terminal_index is not None:
                     terminations[known.id] = (part.terminal_index, part)
             if rows:
@@ -259,9 +284,11 @@ class Collector:
         return result
 
     def _insert_entries(
-        self, rows: list[tuple[Any, ...]], per_stream: dict[int, list[int]], result: WriteResult
+        self, rows: list[bytes], per_stream: dict[int, list[int]], result: WriteResult
     ) -> None:
+        """`rows`: binary COPY rows (see `copy_rows`)."""
         columns = sql.SQL(", ").join(map(sql.Identifier, ENTRY_COLUMNS))
+        count = sum(n for n, _ in per_stream.values())
         try:
             # A savepoint: a duplicate key undoes only this fast path.
             copy_sql = q(
@@ -270,11 +297,9 @@ class Collector:
                 columns=columns,
             )
             with self.conn.transaction(), self.conn.cursor().copy(copy_sql) as copy:
-                copy.set_types(ENTRY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+                write_binary_copy(copy, rows)
             counts = [(sid, n, m) for sid, (n, m) in per_stream.items()]
-            result.entries_written += len(rows)
+            result.entries_written += count
         except psycopg.errors.UniqueViolation:
             self.conn.execute(
                 q(
@@ -286,9 +311,7 @@ class Collector:
             with self.conn.cursor().copy(
                 sql.SQL("COPY logdog_incoming ({columns}) FROM STDIN (FORMAT BINARY)").format(columns=columns)
             ) as copy:
-                copy.set_types(ENTRY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+                write_binary_copy(copy, rows)
             counts = self.conn.execute(
                 q(
                     """
@@ -305,18 +328,19 @@ class Collector:
             self.conn.execute("TRUNCATE logdog_incoming")
             written = sum(n for _, n, _ in counts)
             result.entries_written += written
-            result.duplicates += len(rows) - written
+            result.duplicates += count - written
         if counts:
-            self.conn.cursor().executemany(
+            self.conn.execute(
                 q(
                     """
-                    UPDATE {schema}.log_streams SET entry_count = entry_count + %s,
-                        max_stream_index = greatest(max_stream_index, %s), updated_at = now()
-                    WHERE id = %s
+                    UPDATE {schema}.log_streams s SET entry_count = s.entry_count + u.n,
+                        max_stream_index = greatest(s.max_stream_index, u.m), updated_at = now()
+                    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS u(id, n, m)
+                    WHERE s.id = u.id
                     """,
                     self.schema,
                 ),
-                [(n, m, sid) for sid, n, m in counts],
+                [[c[0] for c in counts], [c[1] for c in counts], [c[2] for c in counts]],
             )
 
     def _terminate(self, stream_id: int, terminal_index: int, part: StreamPart, result: WriteResult) -> None:
