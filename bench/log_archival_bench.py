@@ -54,6 +54,8 @@ MB = 1_000_000
 A_MB = int(os.environ.get("LOGDOG_BENCH_COLLECT_MB", "100"))  # (a) log data through the collector
 B_MB = int(os.environ.get("LOGDOG_BENCH_ARCHIVE_MB", "1100"))  # (b) log data archived
 C_MB = int(os.environ.get("LOGDOG_BENCH_ENCODE_MB", "100"))  # (c) one stream encoded
+WORKERS = int(os.environ.get("LOGDOG_BENCH_WORKERS", "4"))  # (b) streams archived at a time
+RSS_MB = [int(x) for x in os.environ.get("LOGDOG_BENCH_RSS_MB", "8,64,256").split(",")]  # (b) RSS pass
 ROUNDS = int(os.environ.get("LOGDOG_BENCH_ROUNDS", "3"))
 LINES = int(os.environ.get("LOGDOG_BENCH_LINES", "10"))  # (a) text lines per log entry
 WORDS = b"the build step compiled linked tested archived uploaded warning error ok".split(b" ")
@@ -201,82 +203,117 @@ def bench_collect() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- (b)
 
 
-def _archive_one(args: tuple[str, str, str, int]) -> dict[str, Any]:
-    from datamover.logdog.archivist import Archivist, ArchivistSettings
+def _settings(staging: str, base: str) -> Any:
+    from datamover.logdog.archivist import ArchivistSettings
 
-    schema, staging, base, stream_id = args
-    settings = ArchivistSettings(
+    return ArchivistSettings(
         staging_base=S3Path.parse(staging),
         base=S3Path.parse(base),
         rules=IndexRules(),
         delays=Delays(timedelta(0), timedelta(days=1), timedelta(0)),
     )
+
+
+def _archive(schema: str, staging: str, base: str, stream_id: int, client: Any) -> dict[str, Any]:
+    from datamover.logdog.archivist import Archivist
+
     conn, data_conn = pg_conn(), pg_conn()
+    try:
+        archivist = Archivist(
+            conn, data_conn, schema, client, _settings(staging, base), owner=f"bench-{stream_id}"
+        )
+        return archivist.archive(stream_id).as_dict()
+    finally:
+        conn.close()
+        data_conn.close()
+
+
+def _archive_in_child(args: tuple[str, str, str, int]) -> dict[str, Any]:
+    """One stream in a fresh interpreter: its peak RSS while archiving (VmHWM, reset after the imports
+    and the client are set up); stream_id 0: nothing archived, the baseline."""
+    schema, staging, base, stream_id = args
     client = ObjectStoreHook("logdog_archive").client()
-    outcome = Archivist(conn, data_conn, schema, client, settings, owner=f"bench-{stream_id}").archive(
-        stream_id
-    )
-    conn.close()
-    data_conn.close()
-    return {**outcome.as_dict(), "peak_rss_mb": rss_mb()}
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    outcome = _archive(schema, staging, base, stream_id, client) if stream_id else {}
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    return {**outcome, "peak_rss_mb": peak_kb / 1024}
+
+
+def load_stream(store: Collector, conn: psycopg.Connection, schema: str, stream: Stream) -> tuple[int, int]:
+    """Store `stream` as the collector would; (stream id, log data bytes)."""
+    from datamover.logdog.butler import StreamPart
+
+    name = stream.desc.name
+    part = StreamPart("chromium", stream.desc.prefix, name, 0, stream.descriptor_bytes, b"\0" * 32, None, [])
+    for start in range(0, len(stream.entries), 5000):
+        chunk = stream.entries[start : start + 5000]
+        part.entries = [
+            (e.stream_index, e.prefix_index, e.sequence, *(e.time_offset or (None, None)), e.data)
+            for e in stream_entries(Stream(stream.desc, chunk))
+        ]
+        part.terminal_index = len(stream.entries) - 1 if start + 5000 >= len(stream.entries) else None
+        store.write([part])
+    row = conn.execute(
+        sql.SQL("SELECT id FROM {}.log_streams WHERE path = %s").format(sql.Identifier(schema)),
+        (f"{stream.desc.prefix}/+/{name}",),
+    ).fetchone()
+    conn.commit()
+    return row[0], sum(e.ByteSize() for e in stream.entries)
 
 
 def bench_archive() -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     rng = random.Random(2)
     uid = uuid.uuid4().hex[:8]
     schema = f"logdog_bench_{uid}"
     staging, archive, plain = f"bench-stg-{uid}", f"bench-arc-{uid}", f"bench-cp-{uid}"
-    client = ObjectStoreHook("logdog_archive").client()
+    client = ObjectStoreHook("logdog_archive").client(pool=64)
     for b in (staging, archive, plain):
         create_bucket(client, b)
-    # Stream sizes: many small and mid ones plus a few large, to show RSS does not grow with the stream.
+    # The timed set: many small and mid-size streams plus a few large ones.
     sizes_mb = [256, 128, 64, 64] + [32] * 8 + [16] * 16 + [4] * 32
     scale = B_MB / sum(sizes_mb)
-    sizes = [max(1, int(s * scale * MB)) for s in sizes_mb]
+    sizes = [max(1, int(x * scale * MB)) for x in sizes_mb]
+    rss_sizes = [int(x * MB) for x in RSS_MB]
     conn = pg_conn()
     drop_schema(conn, schema)
     ensure_schema(conn, schema)
+    store = Collector(conn, schema)
     files_dir = Path(tempfile.mkdtemp(prefix="logdog-bench-"))
     print(
-        f"(b) loading {len(sizes)} streams, {sum(sizes) / MB:.0f} MB of log data, into PostgreSQL ...",
+        f"(b) loading {len(sizes)} streams ({sum(sizes) / MB:.0f} MB) + {RSS_MB} MB into PostgreSQL",
         flush=True,
     )
-    ids: dict[str, int] = {}
-    total_log = 0
-    archive_bytes = 0
-    store = Collector(conn, schema)
+    ids, total_log, archive_bytes = [], 0, 0
     for i, size in enumerate(sizes):
-        name = f"streams/s{i:03d}/stdout"
-        stream = text_stream(rng, name, size)
-        total_log += sum(e.ByteSize() for e in stream.entries)
-        # The same archive bytes as local files for the AWS CLI.
-        folder = files_dir / f"s{i:03d}"
+        stream = text_stream(rng, f"streams/s{i:03d}/stdout", size)
+        folder = files_dir / f"s{i:03d}"  # the same archive bytes as local files, for the AWS CLI
         folder.mkdir()
         with open(folder / "logstream.entries", "wb") as ef, open(folder / "logstream.index", "wb") as xf:
             w = ArchiveWriter(stream.descriptor_bytes, ef, xf)
             w.add_all(stream_entries(stream))
             st = w.finish()
         archive_bytes += st.entries_size + st.index_size
-        from datamover.logdog.butler import StreamPart
-
-        part = StreamPart(
-            "chromium", stream.desc.prefix, name, 0, stream.descriptor_bytes, b"\0" * 32, None, []
-        )
-        for chunk_start in range(0, len(stream.entries), 5000):
-            part.entries = stream_entries(
-                Stream(stream.desc, stream.entries[chunk_start : chunk_start + 5000])
-            )
-            part.terminal_index = (
-                len(stream.entries) - 1 if chunk_start + 5000 >= len(stream.entries) else None
-            )
-            store.write([part])
-        ids[name] = conn.execute(
-            sql.SQL("SELECT id FROM {}.log_streams WHERE path = %s").format(sql.Identifier(schema)),
-            (f"{stream.desc.prefix}/+/{name}",),
-        ).fetchone()[0]
-        conn.commit()
+        sid, log_bytes = load_stream(store, conn, schema, stream)
+        ids.append(sid)
+        total_log += log_bytes
+    rss_ids = [load_stream(store, conn, schema, text_stream(rng, f"rss/{n}/stdout", n))[0] for n in rss_sizes]
+    conn.autocommit = True
     conn.execute("VACUUM ANALYZE " + f'"{schema}".log_entries')
-    conn.commit()
+    conn.autocommit = False
+
+    # Peak RSS by stream size: each stream alone in a fresh interpreter (0 = imports and clients only).
+    spawn = multiprocessing.get_context("spawn")
+    rss = {}
+    with spawn.Pool(1, maxtasksperchild=1) as pool:
+        for size_mb, sid in [(0, 0), *zip(RSS_MB, rss_ids, strict=True)]:
+            out = pool.apply(_archive_in_child, ((schema, f"{staging}/rss", f"{archive}/rss", sid),))
+            assert sid == 0 or out["action"] == "archived", out
+            rss[size_mb] = round(out["peak_rss_mb"])
+    print(f"(b) peak RSS by stream size (MB of log data -> MB RSS): {rss}", flush=True)
+
     aws = ensure_awscli()
     env = {
         **os.environ,
@@ -306,25 +343,24 @@ def bench_archive() -> dict[str, Any]:
 
     print("(b) aws s3 cp round 1 ...", flush=True)
     aws_times = [aws_round(1)]
-    print("(b) archival (4 streams at a time) ...", flush=True)
-    ctx = multiprocessing.get_context("fork")
-    jobs = [(schema, f"{staging}/svc", f"{archive}/svc", sid) for sid in ids.values()]
-    jobs.sort(key=lambda j: -sizes[list(ids.values()).index(j[3])])  # large streams first
+    print(f"(b) archival, {WORKERS} streams at a time ...", flush=True)
+    order = sorted(range(len(ids)), key=lambda i: -sizes[i])  # large streams first
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
-    with ctx.Pool(4, maxtasksperchild=1) as pool:
-        results = pool.map(_archive_one, jobs, chunksize=1)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(
+            pool.map(lambda i: _archive(schema, f"{staging}/svc", f"{archive}/svc", ids[i], client), order)
+        )
     ours = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    parent_rss = rss_mb()
     print("(b) aws s3 cp round 2 ...", flush=True)
     aws_times.append(aws_round(2))
-    assert all(r["action"] == "archived" and r["complete"] for r in results), [
-        r for r in results if r["action"] != "archived"
-    ]
+    bad = [r for r in results if r["action"] != "archived" or not r["complete"]]
+    assert not bad, bad
     ours_bytes = sum(r["entries_size"] + r["index_size"] for r in results)
     assert ours_bytes == archive_bytes, (ours_bytes, archive_bytes)
-    by_size: dict[int, list[float]] = {}
-    for r in results:
-        mb = round(r["entries_size"] / MB)
-        by_size.setdefault(mb, []).append(r["peak_rss_mb"])
     shutil.rmtree(files_dir)
     for b in (staging, archive, plain):
         empty_bucket(client, b)
@@ -338,8 +374,15 @@ def bench_archive() -> dict[str, Any]:
         "archival_s": round(ours, 2),
         "archival_mb_per_s": round(archive_bytes / MB / ours, 1),
         "aws_s3_cp_s": [round(x, 2) for x in aws_times],
+        "aws_mb_per_s": round(archive_bytes / MB / best_aws, 1),
         "ratio_time": round(ours / best_aws, 2),
-        "peak_rss_mb_by_stream_mb": {k: round(max(v)) for k, v in sorted(by_size.items())},
+        "archival_cpu_s": round(cpu, 2),
+        "phase_seconds_sum": {
+            k: round(sum(r["phase_seconds"].get(k, 0) for r in results), 2)
+            for k in ("staged", "moved", "recorded", "expunged")
+        },
+        "peak_rss_mb_by_stream_mb": rss,
+        "peak_rss_mb_timed_run_process": round(parent_rss),
     }
 
 
@@ -429,13 +472,15 @@ def main() -> None:
     if "b" in results:
         r = results["b"]
         print(
-            f"  (b) archival {r['archival_s']} s vs aws s3 cp {min(r['aws_s3_cp_s'])} s: {r['ratio_time']}x (target <= 1.5x);"
+            f"  (b) archival {r['archival_s']} s vs aws s3 cp {min(r['aws_s3_cp_s'])} s: "
+            f"{r['ratio_time']}x (target <= 1.5x);"
             f" peak RSS by stream size {r['peak_rss_mb_by_stream_mb']}"
         )
     if "c" in results:
         r = results["c"]
         print(
-            f"  (c) encoding {r['ours_s']} s vs logdogref write {r['logdogref_write_s']} s: {r['ratio_time']}x"
+            f"  (c) encoding {r['ours_s']} s vs logdogref write {r['logdogref_write_s']} s: "
+            f"{r['ratio_time']}x"
         )
 
 

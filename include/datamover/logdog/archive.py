@@ -24,6 +24,7 @@ from typing import NamedTuple, Protocol
 
 from datamover.logdog import wire
 from datamover.logdog.recordio import uvarint
+from datamover.logdog.render import raw_entry
 from datamover.units import MIB
 
 MAX_LOG_CONTENT_SIZE = 5 * 1024 * MIB  # archive.MaxLogContentSize: a stream is cut after 5 GiB of entries
@@ -145,7 +146,9 @@ class ArchiveWriter:
         self._indexed_any = False
         self._last_indexed_stream = self._last_indexed_prefix = 0
         self._last_bytes = 0
-        self._pending: bytes | None = None
+        self._pending: tuple[int, int, int, int, wire.TimeOffset] | None = None
+        r = self.rules
+        self._rules = (r.stream_index_range, r.prefix_index_range, r.byte_range)
         self._content_bytes = 0
         self._done = False
         self._next_expected = 0
@@ -159,70 +162,58 @@ class ArchiveWriter:
     def add(self, e: StoredEntry) -> bool:
         if self._done:
             return False
+        stream_index, prefix_index, sequence, time_offset, data = e
         stats = self.stats
         # safeLogEntrySource.normalizeLogEntry
-        if e.prefix_index < self._last_prefix:
-            reason = f"prefix index is out of order ({e.prefix_index} < {self._last_prefix})"
-        elif e.stream_index < self._last_stream:
-            reason = f"stream index is out of order ({e.stream_index} < {self._last_stream})"
-        elif e.sequence < self._last_sequence:
-            reason = f"sequence is out of order ({e.sequence} < {self._last_sequence})"
-        else:
-            reason = ""
-        if reason:
-            stats.discarded += 1
-            self.warn(f"Discarding out-of-order log stream entry {e.stream_index}: {reason}")
+        if (
+            prefix_index < self._last_prefix
+            or stream_index < self._last_stream
+            or sequence < self._last_sequence
+        ):
+            self._discard(e)
             return True
-        self._last_prefix, self._last_stream, self._last_sequence = e.prefix_index, e.stream_index, e.sequence
-        data, time_offset = e.data, e.time_offset
+        self._last_prefix, self._last_stream, self._last_sequence = prefix_index, stream_index, sequence
         ns = wire.as_nanoseconds(time_offset)
         if ns < self._last_time:
             time_offset = wire.from_nanoseconds(self._last_time)
             data = wire.with_time_offset(data, time_offset)
             stats.adjusted += 1
-            self.warn(f"Raising the time offset of entry {e.stream_index} ({ns} < {self._last_time} ns)")
+            self.warn(f"Raising the time offset of entry {stream_index} ({ns} < {self._last_time} ns)")
         else:
             self._last_time = ns
-        if e.stream_index > self._next_expected:
-            stats.gaps += e.stream_index - self._next_expected
-        self._next_expected = e.stream_index + 1
+        if stream_index > self._next_expected:
+            stats.gaps += stream_index - self._next_expected
+        self._next_expected = stream_index + 1
 
         # indexBuilder.addLogEntry
         size = len(data)
-        offset = self._entries.size
+        entries = self._entries
         if self._index is not None:
-            rules = self.rules
-            if rules.byte_range > 0:
+            offset = entries.size
+            stream_range, prefix_range, byte_range = self._rules
+            if byte_range > 0:
                 self._last_bytes += size
-            entry = wire.index_entry(offset, e.sequence, e.prefix_index, e.stream_index, time_offset)
             if self._indexed_any and not (
-                (
-                    rules.stream_index_range > 0
-                    and e.stream_index - self._last_indexed_stream >= rules.stream_index_range
-                )
-                or (
-                    rules.prefix_index_range > 0
-                    and e.prefix_index - self._last_indexed_prefix >= rules.prefix_index_range
-                )
-                or (rules.byte_range > 0 and self._last_bytes >= rules.byte_range)
+                (stream_range > 0 and stream_index - self._last_indexed_stream >= stream_range)
+                or (prefix_range > 0 and prefix_index - self._last_indexed_prefix >= prefix_range)
+                or (byte_range > 0 and self._last_bytes >= byte_range)
             ):
-                self._pending = entry
+                self._pending = (offset, sequence, prefix_index, stream_index, time_offset)
             else:
                 if self._indexed_any:
                     self._last_bytes = 0
                 self._indexed_any = True
-                self._index.write(wire.bytes_field(2, entry))
+                entry = wire.index_entry(offset, sequence, prefix_index, stream_index, time_offset)
+                self._index.write(b"\x12" + uvarint(len(entry)) + entry)
                 stats.index_entries += 1
                 self._pending = None
-                self._last_indexed_stream, self._last_indexed_prefix = e.stream_index, e.prefix_index
+                self._last_indexed_stream, self._last_indexed_prefix = stream_index, prefix_index
         stats.log_entry_count += 1
-        stats.last_stream_index = e.stream_index
-        stats.last_prefix_index = e.prefix_index
+        stats.last_stream_index = stream_index
+        stats.last_prefix_index = prefix_index
 
-        self._entries.write(uvarint(size) + data)
+        entries.write(uvarint(size) + data)
         if self._data is not None:
-            from datamover.logdog.render import raw_entry
-
             self._data.write(raw_entry(data))
 
         self._content_bytes += size
@@ -232,6 +223,16 @@ class ArchiveWriter:
             self.warn(f"Log stream truncated: it exceeded {self.max_content_size} bytes of log entries")
             return False
         return True
+
+    def _discard(self, e: StoredEntry) -> None:
+        if e.prefix_index < self._last_prefix:
+            reason = f"prefix index is out of order ({e.prefix_index} < {self._last_prefix})"
+        elif e.stream_index < self._last_stream:
+            reason = f"stream index is out of order ({e.stream_index} < {self._last_stream})"
+        else:
+            reason = f"sequence is out of order ({e.sequence} < {self._last_sequence})"
+        self.stats.discarded += 1
+        self.warn(f"Discarding out-of-order log stream entry {e.stream_index}: {reason}")
 
     def add_all(self, entries: Iterable[StoredEntry]) -> None:
         for e in entries:
@@ -246,7 +247,7 @@ class ArchiveWriter:
         stats.entries_size = self._entries.size
         if self._index is not None:
             if self._pending is not None:
-                self._index.write(wire.bytes_field(2, self._pending))
+                self._index.write(wire.bytes_field(2, wire.index_entry(*self._pending)))
                 stats.index_entries += 1
                 self._pending = None
             if stats.log_entry_count:

@@ -47,6 +47,7 @@ from datamover.logdog.objects import (
     Written,
     abort_uploads,
     copy_object,
+    delete_objects,
     delete_quietly,
     matches,
 )
@@ -94,6 +95,7 @@ class Outcome:
     expunged: int = 0
     resumed: str = ""  # "" | "staged" (moved what a crashed run staged) | "moved" (found it moved)
     seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # stage, move, record, expunge
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,7 +162,11 @@ class Archivist:
         self.log = logger or log
         self.on_phase = on_phase
 
-    def _phase(self, phase: str, stream_id: int) -> None:
+    def _phase(self, phase: str, stream_id: int, outcome: Outcome | None = None) -> None:
+        if outcome is not None:
+            now = time.monotonic()
+            outcome.phase_seconds[phase] = round(now - self._phase_started, 3)
+            self._phase_started = now
         if self.on_phase is not None:
             self.on_phase(phase, stream_id)
 
@@ -186,6 +192,7 @@ class Archivist:
             return Outcome(
                 stream_id, "skipped", "another worker holds the lease, or it was archived meanwhile"
             )
+        self._phase_started = time.monotonic()
         self._phase(PHASE_LEASED, stream_id)
         desc = log_pb2.LogStreamDescriptor.FromString(rec.descriptor)
         paths = archive_paths(s.staging_base, s.base, rec.project, rec.prefix, rec.name)
@@ -205,9 +212,9 @@ class Archivist:
             staged = self._resume(rec.staged, paths.final, outcome)
             if staged is None:
                 staged = self._stage(rec, desc, paths.staged, files, outcome)
-            self._phase(PHASE_STAGED, stream_id)
+            self._phase(PHASE_STAGED, stream_id, outcome)
             finals = self._move(staged, paths.final, desc, outcome)
-            self._phase(PHASE_MOVED, stream_id)
+            self._phase(PHASE_MOVED, stream_id, outcome)
         except LeaseLost:
             raise
         except BaseException as exc:
@@ -231,9 +238,9 @@ class Archivist:
             result["data_url"], result["data_size"] = finals[data].url, finals[data].size
         if not storage.mark_archived(self.conn, self.schema, stream_id, self.owner, result):
             raise LeaseLost(f"stream {stream_id}: the lease was lost before the coordinator update")
-        self._phase(PHASE_RECORDED, stream_id)
+        self._phase(PHASE_RECORDED, stream_id, outcome)
         outcome.expunged = storage.expunge(self.conn, self.schema, stream_id)
-        self._phase(PHASE_EXPUNGED, stream_id)
+        self._phase(PHASE_EXPUNGED, stream_id, outcome)
         outcome.complete = staged["complete"]
         outcome.log_entry_count = staged["log_entry_count"]
         outcome.terminal_index = staged["terminal_index"]
@@ -300,9 +307,12 @@ class Archivist:
         outcome: Outcome,
     ) -> dict[str, Any]:
         s = self.settings
-        aborted = abort_uploads(self.client, staged_dir.bucket, staged_dir.prefix + "/")
-        if aborted:
-            self.log.info("Aborted %d unfinished upload(s) of a previous run under %s", aborted, staged_dir)
+        if rec.attempts > 1:  # a previous attempt may have left unfinished uploads
+            aborted = abort_uploads(self.client, staged_dir.bucket, staged_dir.prefix + "/")
+            if aborted:
+                self.log.info(
+                    "Aborted %d unfinished upload(s) of a previous run under %s", aborted, staged_dir
+                )
         renew = self._renewer(rec.id)
         pool = ThreadPoolExecutor(s.upload_workers * len(files), thread_name_prefix="logdog-part")
         writers = {
@@ -379,21 +389,29 @@ class Archivist:
         return staged
 
     def _move(
-        self, staged: dict[str, Any], final_dir: S3Path, desc: log_pb2.LogStreamDescriptor, outcome: Outcome
+        self,
+        staged: dict[str, Any],
+        final_dir: S3Path,
+        desc: log_pb2.LogStreamDescriptor,
+        outcome: Outcome,
     ) -> dict[str, Written]:
-        """Copy each staged object to its final key, then delete the staged ones."""
+        """Copy each staged object to its final key, then delete the staged ones. A fresh archival trusts
+        the copies' answers; a resumed one first skips what a previous run copied already."""
         files = {name: Written.from_dict(d) for name, d in staged["files"].items()}
-        finals: dict[str, Written] = {}
-        for name, src in files.items():
-            final = Written(final_dir.bucket, final_dir.key(name), src.size, src.etag)
-            finals[name] = final
-            if matches(self.client, final, metadata_etag=True):
-                continue  # a previous run copied it
-            metadata = {
-                "staged-etag": src.etag,
-                "log-entry-count": str(staged["log_entry_count"]),
-                "complete": str(staged["complete"]).lower(),
-            }
+        finals = {
+            name: Written(final_dir.bucket, final_dir.key(name), src.size, src.etag)
+            for name, src in files.items()
+        }
+        resumed = bool(outcome.resumed)
+        metadata = {
+            "log-entry-count": str(staged["log_entry_count"]),
+            "complete": str(staged["complete"]).lower(),
+        }
+
+        def move_one(name: str) -> None:
+            src, final = files[name], finals[name]
+            if resumed and matches(self.client, final, metadata_etag=True):
+                return  # a previous run copied it
             content_type = (
                 desc.content_type if name not in (ENTRIES_FILE, INDEX_FILE) else "application/octet-stream"
             )
@@ -402,13 +420,16 @@ class Archivist:
                 src,
                 final.bucket,
                 final.key,
-                metadata,
+                {**metadata, "staged-etag": src.etag},
                 content_type,
                 limit=self.settings.copy_limit,
                 part_size=max(self.settings.part_size, 64 * MIB),
             )
-            if not matches(self.client, final, metadata_etag=True):
+            if resumed and not matches(self.client, final, metadata_etag=True):
                 raise OSError(f"the copy of {src.url} to {final.url} does not match (size or metadata)")
-        for src in files.values():
-            delete_quietly(self.client, src.bucket, src.key)
+
+        with ThreadPoolExecutor(len(files), thread_name_prefix="logdog-move") as pool:
+            for future in [pool.submit(move_one, name) for name in files]:
+                future.result()
+        delete_objects(self.client, list(files.values()))
         return finals

@@ -15,8 +15,11 @@ Every statement names the schema through psycopg.sql, so tests and deployments c
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -581,23 +584,50 @@ def leftover_archived(conn: psycopg.Connection, schema: str, limit: int = 1000) 
 
 
 def iter_entries(
-    conn: psycopg.Connection, schema: str, stream_id: int, terminal_index: int | None, batch: int = 2000
+    conn: psycopg.Connection,
+    schema: str,
+    stream_id: int,
+    terminal_index: int | None,
+    batch: int = 2000,
+    prefetch: int = 2,
 ) -> Iterator[StoredEntry]:
     """A stream's entries in stream-index order up to the terminal index, through a server-side cursor
-    (`batch` rows in memory at a time). Runs in its own transaction on `conn`."""
+    on `conn` (its own transaction). A thread fetches the next batches while the caller works on this
+    one: at most (prefetch + 2) x `batch` rows are in memory."""
     bound = terminal_index if terminal_index is not None else 2**63 - 1
-    with conn.transaction(), conn.cursor(name=f"logdog_entries_{stream_id}", binary=True) as cur:
-        cur.itersize = batch
-        cur.execute(
-            q(
-                "SELECT stream_index, prefix_index, sequence, to_seconds, to_nanos, data "
-                "FROM {schema}.log_entries WHERE stream_id = %s AND stream_index <= %s ORDER BY stream_index",
-                schema,
-            ),
-            (stream_id, bound),
-        )
-        for si, pi, seq, secs, nanos, data in cur:
-            yield StoredEntry(si, pi, seq, (secs, nanos) if secs is not None else None, data)
+    query = q(
+        "SELECT stream_index, prefix_index, sequence, to_seconds, to_nanos, data "
+        "FROM {schema}.log_entries WHERE stream_id = %s AND stream_index <= %s ORDER BY stream_index",
+        schema,
+    )
+    batches: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(prefetch)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            with conn.transaction(), conn.cursor(name=f"logdog_entries_{stream_id}", binary=True) as cur:
+                cur.execute(query, (stream_id, bound))
+                while not stop.is_set() and (rows := cur.fetchmany(batch)):
+                    batches.put(rows)
+            batches.put(None)
+        except BaseException as exc:
+            batches.put(exc)
+
+    fetcher = threading.Thread(target=fetch, name=f"logdog-fetch-{stream_id}", daemon=True)
+    fetcher.start()
+    make = StoredEntry._make
+    try:
+        while (item := batches.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            for si, pi, seq, secs, nanos, data in item:
+                yield make((si, pi, seq, (secs, nanos) if secs is not None else None, data))
+    finally:
+        stop.set()
+        while fetcher.is_alive():  # let a fetcher blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.1)
+        fetcher.join()
 
 
 def now(conn: psycopg.Connection) -> datetime:
