@@ -139,3 +139,19 @@ def load_config(model: type[M], name: str, overrides: Mapping[str, Any] | None =
     text, where = config_source(name)
     data = with_overrides(parse_yaml(text, where), overrides)
     return validate(model, data, where + (" with the run's params" if overrides else ""))
+
+
+# The form's three-state switch: keep the file's value, or override it either way. A nullable boolean
+# would be drawn like "false" in the trigger form although it means "as configured".
+TRI_STATE = ("config", "yes", "no")
+
+
+def tri_state(value: Any, name: str) -> bool | None:
+    """A trigger-form switch: "config" (or None) keeps the file's value, "yes"/"no" override it."""
+    if value in (None, "", "config"):
+        return None
+    if value in ("yes", "no"):
+        return value == "yes"
+    if isinstance(value, bool):  # a conf sent by the API or CLI may use true/false directly
+        return value
+    raise ConfigError(f"DAG param {name!r} = {value!r}: use 'config', 'yes' or 'no'.")
