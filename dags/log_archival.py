@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.standard.operators.python import ShortCircuitOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task, task_group
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task, task_group
 
+from datamover import params
+from datamover.assets import LOGDOG_STREAMS
 from datamover.dag_defaults import default_args
 from datamover.operators.logdog import (
-    LOGDOG_STREAMS,
     LogDogCollectOperator,
     LogStreamArchiveOperator,
     LogStreamPlanOperator,
@@ -20,11 +21,7 @@ from datamover.sensors.logdog import LogStreamSettleSensor
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 PARAMS = "{{ params }}"  # rendered as a dict (native templates); the operators map it to config keys
-
-
-def nullable(kind: str, description: str, **kw: object) -> Param:
-    return Param(None, type=["null", kind], description=description, **kw)
-
+DAY = 86_400
 
 with DAG(
     dag_id="logdog_collector",
@@ -37,9 +34,13 @@ with DAG(
     render_template_as_native_obj=True,
     tags=["logdog", "datamover"],
     params={
-        "topic": nullable("string", "Override collector.topic."),
-        "max_runtime_s": nullable("integer", "Override collector.max_runtime_s.", minimum=1),
-        "schema": nullable("string", "Override storage.schema."),
+        "topic": params.optional_text("Kafka topic of the Butler messages; empty = collector.topic."),
+        "max_runtime_s": params.optional_number(
+            "Stop after this many seconds; empty = as configured.", 1, DAY
+        ),
+        "schema": params.optional_text(
+            "PostgreSQL schema of the intermediate storage; empty = storage.schema."
+        ),
     },
     doc_md="""
 ### logdog_collector: the LogDog Collector
@@ -85,19 +86,19 @@ with DAG(
     render_template_as_native_obj=True,
     tags=["logdog", "datamover"],
     params={
-        "settle_delay_s": nullable("integer", "Override archival.settle_delay_s.", minimum=0),
-        "delay_max_s": nullable("integer", "Override archival.delay_max_s.", minimum=1),
-        "completeness_threshold_s": nullable(
-            "integer", "Override archival.completeness_threshold_s.", minimum=0
+        "settle_delay_s": params.optional_number("Seconds to wait after the terminal entry.", 0, DAY),
+        "delay_max_s": params.optional_number("Archive streams this old even unterminated.", 1, 30 * DAY),
+        "completeness_threshold_s": params.optional_number("Extra wait for missing entries.", 0, 30 * DAY),
+        "horizon_s": params.optional_number("Watch the streams due within this many seconds.", 0, DAY),
+        "max_streams_per_run": params.optional_number("Streams this run watches at most.", 1, 10_000),
+        "poll_interval_s": params.optional_number("The settle trigger's polling period.", 1, 3600),
+        "index_stream_range": params.optional_number("Index rule: stream index range.", 0, 2**31),
+        "index_prefix_range": params.optional_number("Index rule: prefix index range.", 0, 2**31),
+        "index_byte_range": params.optional_number("Index rule: byte range.", 0, 2**31),
+        "data_file": params.choice("config", ["config", "auto", "always", "never"], "The legacy data file."),
+        "schema": params.optional_text(
+            "PostgreSQL schema of the intermediate storage; empty = storage.schema."
         ),
-        "horizon_s": nullable("integer", "Override archival.horizon_s.", minimum=0),
-        "max_streams_per_run": nullable("integer", "Override archival.max_streams_per_run.", minimum=1),
-        "poll_interval_s": nullable("number", "Override archival.poll_interval_s.", exclusiveMinimum=0),
-        "index_stream_range": nullable("integer", "Index rule: stream index range.", minimum=0),
-        "index_prefix_range": nullable("integer", "Index rule: prefix index range.", minimum=0),
-        "index_byte_range": nullable("integer", "Index rule: byte range.", minimum=0),
-        "data_file": Param(None, type=["null", "string"], enum=[None, "auto", "always", "never"]),
-        "schema": nullable("string", "Override storage.schema."),
     },
     doc_md="""
 ### logdog_archival: the LogDog Archivist

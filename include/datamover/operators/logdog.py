@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from datamover.operators.base import fail_fast
@@ -17,10 +17,6 @@ from datamover.operators.base import fail_fast
 if TYPE_CHECKING:
     from datamover.logdog.archivist import ArchivistSettings
     from datamover.logdog.config import LogArchivalConfig
-
-# The collector registered or terminated log streams (extra: its counts); logdog_archival is scheduled on
-# it and on a timer. (Kept here, not in datamover.assets, which imports the egress config.)
-LOGDOG_STREAMS = Asset(name="logdog_streams", uri="logdog://coordinator/streams", group="logdog")
 
 # Trigger-form params of the DAGs -> dotted keys of include/config/log_archival.yaml.
 PARAM_KEYS = {
@@ -43,7 +39,11 @@ PARAM_KEYS = {
 def overrides_from_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """The run's params as config overrides (None = keep the file's value)."""
     params = params or {}
-    return {key: params.get(name) for name, key in PARAM_KEYS.items() if params.get(name) is not None}
+    return {
+        key: params.get(name)
+        for name, key in PARAM_KEYS.items()
+        if params.get(name) is not None and params.get(name) != "config"
+    }
 
 
 def archivist_settings(cfg: LogArchivalConfig) -> ArchivistSettings:
@@ -224,7 +224,6 @@ class LogStreamArchiveOperator(_LogDogOperator):
 
 
 __all__ = [
-    "LOGDOG_STREAMS",
     "LogDogCollectOperator",
     "LogStreamArchiveOperator",
     "LogStreamPlanOperator",

@@ -5,7 +5,6 @@ deployment's own YAML folder (DATAMOVER_CONFIG_DIR) with this test's topic, sche
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import psycopg
@@ -15,7 +14,7 @@ import yaml
 from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.logdog.archive import IndexRules
-from tests.conftest import ROOT, run_airflow
+from tests.conftest import ROOT, deployment_config, run_airflow
 from tests.integration.logdog.conftest import produce
 from tests.integration.logdog.helpers import check_archive, list_keys
 from tests.logdog.butlers import butler_messages
@@ -24,7 +23,7 @@ from tests.logdog.streams import SAMPLES
 pytestmark = pytest.mark.integration
 
 
-def config_dir(tmp_path: Path, topic: str, schema: str, buckets: tuple[str, str], uid: str) -> Path:
+def config_env(tmp_path: Path, topic: str, schema: str, buckets: tuple[str, str], uid: str) -> dict[str, str]:
     cfg = yaml.safe_load((ROOT / "include/config/log_archival.yaml").read_text())
     cfg["collector"].update(topic=topic, consumer_group=f"logdog-dag-test-{uid}", idle_timeout_s=3)
     cfg["storage"]["schema"] = schema
@@ -35,21 +34,14 @@ def config_dir(tmp_path: Path, topic: str, schema: str, buckets: tuple[str, str]
         poll_interval_s=1,
         index={"stream_range": 2, "prefix_range": 0, "byte_range": 0},
     )
-    folder = tmp_path / "config"
-    folder.mkdir()
-    (folder / "log_archival.yaml").write_text(yaml.safe_dump(cfg))
-    return folder
+    return deployment_config(tmp_path / "config", log_archival=cfg)
 
 
-def dags_test(dag_id: str, folder: Path, conf: dict | None = None) -> str:
-    os.environ["DATAMOVER_CONFIG_DIR"] = str(folder)
-    try:
-        args = ["dags", "test", dag_id]
-        if conf:
-            args += ["--conf", json.dumps(conf)]
-        out = run_airflow(*args, timeout=600)
-    finally:
-        del os.environ["DATAMOVER_CONFIG_DIR"]
+def dags_test(dag_id: str, env: dict[str, str], conf: dict | None = None) -> str:
+    args = ["dags", "test", dag_id]
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    out = run_airflow(*args, timeout=600, env=env)
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
     return out.stdout + out.stderr
 
@@ -64,7 +56,7 @@ def test_collector_and_archival_dags(
     uid: str,
     tmp_path: Path,
 ) -> None:
-    folder = config_dir(tmp_path, topic, schema, buckets, uid)
+    env = config_env(tmp_path, topic, schema, buckets, uid)
     names = ["text-multiline-partial-outoforder", "binary-frame-headers", "datagram-partials", "text-gap"]
     messages = []
     for name in names:
@@ -73,7 +65,7 @@ def test_collector_and_archival_dags(
         messages += butler_messages(stream, per_bundle=3, compress=True)
     produce(kafka, topic, messages)
 
-    log = dags_test("logdog_collector", folder)
+    log = dags_test("logdog_collector", env)
     assert "Collected" in log
     row = pg.execute(
         f"SELECT count(*), count(*) FILTER (WHERE state = 'terminated') FROM \"{schema}\".log_streams"
@@ -82,7 +74,7 @@ def test_collector_and_archival_dags(
     assert row == (len(names), len(names))
 
     # completeness_threshold_s from the trigger form: the gap stream waits 2 s more, then best-effort.
-    dags_test("logdog_archival", folder, {"completeness_threshold_s": 2})
+    dags_test("logdog_archival", env, {"completeness_threshold_s": 2})
     rows = pg.execute(
         "SELECT path, state, complete, entries_url, index_url, data_url "
         f'FROM "{schema}".log_streams ORDER BY path'
