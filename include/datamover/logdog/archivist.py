@@ -72,7 +72,7 @@ class ArchivistSettings:
     data_file: str = "auto"  # auto | always | never
     part_size: int = 8 * MIB
     upload_workers: int = 4
-    cursor_batch: int = 2000
+    cursor_batch_bytes: int = 8 * MIB
     copy_limit: int = 5 * 1024 * MIB  # above: multipart server-side copy
 
 
@@ -341,7 +341,9 @@ class Archivist:
                 warn=self.log.warning,
             )
             source = _Source(
-                storage.iter_entries(self.data_conn, self.schema, rec.id, rec.terminal_index, s.cursor_batch),
+                storage.iter_entries(
+                    self.data_conn, self.schema, rec.id, rec.terminal_index, s.cursor_batch_bytes
+                ),
                 renew,
             )
             writer.add_all(source)

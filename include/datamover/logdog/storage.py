@@ -588,12 +588,13 @@ def iter_entries(
     schema: str,
     stream_id: int,
     terminal_index: int | None,
-    batch: int = 2000,
+    batch_bytes: int = 8 * 1024 * 1024,
     prefetch: int = 2,
 ) -> Iterator[StoredEntry]:
     """A stream's entries in stream-index order up to the terminal index, through a server-side cursor
     on `conn` (its own transaction). A thread fetches the next batches while the caller works on this
-    one: at most (prefetch + 2) x `batch` rows are in memory."""
+    one; each batch holds about `batch_bytes` (the row count adapts to the entries' size, which may be
+    up to 10 MiB each), so at most about (prefetch + 2) x batch_bytes are in memory."""
     bound = terminal_index if terminal_index is not None else 2**63 - 1
     query = q(
         "SELECT stream_index, prefix_index, sequence, to_seconds, to_nanos, data "
@@ -607,8 +608,11 @@ def iter_entries(
         try:
             with conn.transaction(), conn.cursor(name=f"logdog_entries_{stream_id}", binary=True) as cur:
                 cur.execute(query, (stream_id, bound))
-                while not stop.is_set() and (rows := cur.fetchmany(batch)):
+                size = 16
+                while not stop.is_set() and (rows := cur.fetchmany(size)):
                     batches.put(rows)
+                    average = max(1, sum(len(r[5]) for r in rows) // len(rows))
+                    size = max(1, min(10_000, batch_bytes // average))
             batches.put(None)
         except BaseException as exc:
             batches.put(exc)
