@@ -61,8 +61,17 @@ LINES = int(os.environ.get("LOGDOG_BENCH_LINES", "10"))  # (a) text lines per lo
 WORDS = b"the build step compiled linked tested archived uploaded warning error ok".split(b" ")
 
 
+def _line_pool(size: int = 4096) -> list[bytes]:
+    rng = random.Random(0)
+    return [b" ".join(rng.choice(WORDS) for _ in range(rng.randrange(8, 18))) for _ in range(size)]
+
+
+LINE_POOL = _line_pool()
+
+
 def log_line(rng: random.Random, n: int) -> bytes:
-    return b"%08d %s" % (n, b" ".join(rng.choice(WORDS) for _ in range(rng.randrange(8, 18))))
+    """A log line: its number, then words (varied, cheap to make in bulk)."""
+    return b"%08d %s" % (n, LINE_POOL[(n * 2654435761 + rng.getrandbits(12)) % len(LINE_POOL)])
 
 
 def text_entry(rng: random.Random, index: int, lines: int, line_no: int) -> log_pb2.LogEntry:
