@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -464,9 +464,34 @@ def bench_encode() -> dict[str, Any]:
     }
 
 
+def cleanup_leftovers(older_than: timedelta = timedelta(hours=3)) -> None:
+    """Remove what a failed run of this benchmark left, hours ago (a run in progress elsewhere is younger):
+    its schemas and its buckets."""
+    conn = pg_conn()
+    query = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'logdog\\_bench\\_%'"
+    for (name,) in conn.execute(query).fetchall():
+        last = conn.execute(
+            sql.SQL("SELECT coalesce(max(updated_at), '-infinity') < now() - %s FROM {}.log_streams").format(
+                sql.Identifier(name)
+            ),
+            (older_than,),
+        ).fetchone()
+        conn.commit()
+        if last and last[0]:
+            drop_schema(conn, name)
+    conn.close()
+    client = ObjectStoreHook("logdog_archive").client()
+    now = datetime.now(UTC)
+    for bucket in client.list_buckets().get("Buckets", []):
+        if bucket["Name"].startswith(("bench-stg-", "bench-arc-", "bench-cp-")):
+            if now - bucket["CreationDate"] > older_than:
+                empty_bucket(client, bucket["Name"])
+
+
 def main() -> None:
     parts = sys.argv[1:] or ["a", "b", "c"]
     results = {}
+    cleanup_leftovers()
     for part, fn in (("c", bench_encode), ("a", bench_collect), ("b", bench_archive)):
         if part in parts:
             results[part] = fn()
