@@ -483,9 +483,9 @@ def cleanup_leftovers(older_than: timedelta = timedelta(hours=3)) -> None:
     client = ObjectStoreHook("logdog_archive").client()
     now = datetime.now(UTC)
     for bucket in client.list_buckets().get("Buckets", []):
-        if bucket["Name"].startswith(("bench-stg-", "bench-arc-", "bench-cp-")):
-            if now - bucket["CreationDate"] > older_than:
-                empty_bucket(client, bucket["Name"])
+        mine = bucket["Name"].startswith(("bench-stg-", "bench-arc-", "bench-cp-"))
+        if mine and now - bucket["CreationDate"] > older_than:
+            empty_bucket(client, bucket["Name"])
 
 
 def main() -> None:
