@@ -363,7 +363,6 @@ def bench_archive() -> dict[str, Any]:
     ours = time.perf_counter() - t
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    parent_rss = rss_mb()
     print("(b) aws s3 cp round 2 ...", flush=True)
     aws_times.append(aws_round(2))
     bad = [r for r in results if r["action"] != "archived" or not r["complete"]]
@@ -391,7 +390,6 @@ def bench_archive() -> dict[str, Any]:
             for k in ("staged", "moved", "recorded", "expunged")
         },
         "peak_rss_mb_by_stream_mb": rss,
-        "peak_rss_mb_timed_run_process": round(parent_rss),
     }
 
 

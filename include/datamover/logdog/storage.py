@@ -8,7 +8,9 @@ Two tables in one schema (config `storage.schema`):
   the staged archive (JSON, while archiving) and the archival result (URLs, sizes, entry count, terminal
   index, complete flag, error);
 * `log_entries`: one row per (stream, stream_index): prefix index, sequence, time offset and the
-  LogEntry's canonical encoding. Stored uncompressed (STORAGE EXTERNAL): rows live minutes to hours.
+  LogEntry's canonical encoding. Stored uncompressed (STORAGE EXTERNAL: rows live minutes to hours) and
+  kept in the row up to ~8 KB (toast_tuple_target = 8160), so typical entries need no TOAST lookups:
+  in a 100 MB test of 2 KB entries that halved the COPY time and sped up reading and expunging.
 
 Every statement names the schema through psycopg.sql, so tests and deployments can use their own.
 """
@@ -83,7 +85,7 @@ CREATE TABLE IF NOT EXISTS {schema}.log_entries (
     to_nanos integer,
     data bytea NOT NULL,
     PRIMARY KEY (stream_id, stream_index)
-);
+) WITH (toast_tuple_target = 8160);
 ALTER TABLE {schema}.log_entries ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
@@ -137,7 +139,15 @@ def q(template: str, schema: str, **parts: sql.Composable) -> sql.Composed:
 
 
 def ensure_schema(conn: psycopg.Connection, schema: str) -> None:
-    """Create the schema and tables if missing (idempotent, safe under concurrency)."""
+    """Create the schema and tables if missing (idempotent, safe under concurrency). Once they exist this
+    runs no DDL at all (an ALTER TABLE would wait for, and block, every running collector and archivist)."""
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+        (f'"{schema}".log_streams', f'"{schema}".log_entries'),
+    ).fetchone()
+    conn.commit()
+    if row and row[0]:
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         conn.execute(q(DDL, schema))
