@@ -6,6 +6,8 @@ never skip, when a service is down, so a green run means the real thing was exer
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shlex
@@ -23,9 +25,14 @@ from datamover.settings_loader import connections_env
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _services_env() -> dict[str, str]:
+def services_env(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """What `scripts/services env` exports (with `overrides` in its environment), as a dict."""
     out = subprocess.run(
-        ["bash", str(ROOT / "scripts/services"), "env"], check=True, capture_output=True, text=True
+        ["bash", str(ROOT / "scripts/services"), "env"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(overrides or {})},
     ).stdout
     env: dict[str, str] = {}
     for line in out.splitlines():
@@ -36,8 +43,20 @@ def _services_env() -> dict[str, str]:
     return env
 
 
-for _key, _value in {**_services_env(), **connections_env(ROOT / "airflow_settings.yaml")}.items():
-    os.environ.setdefault(_key, _value)
+# The tests' `airflow dags test` runs use a metadata database and AIRFLOW_HOME of their own, so a run a
+# test kills on purpose never lingers in the database `make standalone` and `make demo` use.
+_TEST_AIRFLOW = {
+    "DATAMOVER_AIRFLOW_DB": f"airflow_tests_{hashlib.md5(str(ROOT).encode()).hexdigest()[:8]}",
+    "DATAMOVER_AIRFLOW_HOME": str(ROOT / ".state" / "airflow-tests"),
+}
+for _key, _value in {
+    **services_env(_TEST_AIRFLOW),
+    **connections_env(ROOT / "airflow_settings.yaml"),
+}.items():
+    if _key.startswith(("AIRFLOW__DATABASE", "AIRFLOW_HOME", "DATAMOVER_AIRFLOW")):
+        os.environ[_key] = _value
+    else:
+        os.environ.setdefault(_key, _value)
 os.environ.setdefault("PATH", "")
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
@@ -47,10 +66,23 @@ def root() -> Path:
     return ROOT
 
 
+@functools.cache
+def tests_metadata_db() -> None:
+    """Create and migrate the tests' metadata DB once per session, with the project's pools in it."""
+    for command in (
+        ["bash", str(ROOT / "scripts/services"), "airflow-db"],
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        [sys.executable, "-m", "datamover.settings_loader", str(ROOT / "airflow_settings.yaml")],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+        assert done.returncode == 0, f"{command}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+
 def run_airflow(
     *args: str, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the Airflow CLI of this venv with the project's environment (plus `env`); output captured."""
+    tests_metadata_db()
     return subprocess.run(
         [str(Path(sys.executable).parent / "airflow"), *args],
         capture_output=True,

@@ -30,7 +30,14 @@ from datamover.ark.progress import COMPLETE, Progress, StatusPublisher
 from datamover.errors import ConnectionCheckError, CredentialsError
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.streams.definition import decode, stream
-from tests.conftest import aws_connection, define_connection, deployment_config, moto_client, run_airflow
+from tests.conftest import (
+    aws_connection,
+    define_connection,
+    deployment_config,
+    moto_client,
+    run_airflow,
+    tests_metadata_db,
+)
 from tests.support.ark_samples import generate_junk, generate_log
 from tests.support.offload_cli import kill_at_fraction
 
@@ -472,6 +479,7 @@ def test_a_killed_offload_is_rerun_and_reported_truthfully(s3, tmp_path: Path) -
         generate_log(storage, name, [size * MiB], seed=40 + i)
     env = ark_env(tmp_path, storage, bucket, remove_after_offload=True)
     conf = json.dumps({"logs": names})
+    tests_metadata_db()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "airflow"), "dags", "test", "ark_offload", "--conf", conf],
         env={**os.environ, **env},

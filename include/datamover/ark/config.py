@@ -24,21 +24,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from datamover.config import ConfigModel, load_config, tri_state
+from datamover.config import BucketName, ConfigModel, KeyPrefix, load_config, tri_state
 from datamover.errors import ConfigError
 
 CONFIG_NAME = "ark_offload"
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-
-
-def _bucket(value: str) -> str:
-    if not _BUCKET.match(value) or ".." in value:
-        raise ValueError(
-            "is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, '.', '-')"
-        )
-    return value
 
 
 def _endpoint(value: str) -> str:
@@ -59,19 +50,13 @@ def _path(value: str) -> str:
     return value
 
 
-def _prefix(value: str) -> str:
-    if value.startswith("/") or "//" in value or value.endswith("/"):
-        raise ValueError("must be a key prefix without leading, trailing or double slashes (e.g. 'logs')")
-    return value
-
-
 class OffloadStageConfig(ConfigModel):
     storage_base_path: Annotated[str, AfterValidator(_path)]
-    destination_bucket: Annotated[str, AfterValidator(_bucket)]
+    destination_bucket: BucketName
     remove_after_offload: bool = False
     server_endpoint: Annotated[str, AfterValidator(_endpoint)] | None = None
     aws_conn_id: str = Field("aws_default", min_length=1)
-    prefix: Annotated[str, AfterValidator(_prefix)] = "logs"
+    prefix: KeyPrefix = "logs"
     create_bucket: bool = False
 
     @property

@@ -25,13 +25,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from datamover.config import ConfigModel, load_config, tri_state
+from datamover.config import BucketName, ConfigModel, KeyPrefix, load_config, tri_state
 from datamover.errors import ConfigError
 from datamover.s3 import MIN_PART_SIZE
 from datamover.units import MIB
 
 CONFIG_NAME = "egress_dump"
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # PostgreSQL identifiers are quoted when used, so any text is safe; this only refuses what cannot be a
 # name (empty, NUL, > 63 bytes). Table names also become object keys, hence the stricter pattern.
 _OBJECT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -43,20 +42,6 @@ def _identifier(value: str) -> str:
     return value
 
 
-def _bucket(value: str) -> str:
-    if not _BUCKET.match(value) or ".." in value:
-        raise ValueError(
-            "is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, '.', '-')"
-        )
-    return value
-
-
-def _prefix(value: str) -> str:
-    if value.startswith("/") or "//" in value or value.endswith("/"):
-        raise ValueError("must be a key prefix without leading, trailing or double slashes (e.g. 'daily')")
-    return value
-
-
 def _unique(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
         raise ValueError("lists a column twice")
@@ -65,8 +50,6 @@ def _unique(values: list[str]) -> list[str]:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 Columns = Annotated[list[Identifier], AfterValidator(_unique)]
-BucketName = Annotated[str, AfterValidator(_bucket)]
-KeyPrefix = Annotated[str, AfterValidator(_prefix)]
 
 
 class TableSpec(ConfigModel):

@@ -115,7 +115,8 @@ class ObjectStoreHook(CheckedConnection, S3Hook):
         except ClientError as exc:
             code = error_code(exc) or "an error"
             if code == "NoSuchBucket":  # the keys were accepted; a mirror creates its destination bucket
-                return f"S3 at {self.endpoint_url or 'AWS'}: credentials accepted; bucket of {raw_path!r} not there yet"
+                where = self.endpoint_url or "AWS"
+                return f"S3 at {where}: credentials accepted; bucket of {raw_path!r} not there yet"
             raise self.failure(
                 f"S3 refused the request with {code}",
                 "check the access key (login), secret (password) and role_arn, and what they may access",
