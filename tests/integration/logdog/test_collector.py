@@ -161,3 +161,14 @@ def test_wrong_secret_and_conflicting_terminal_index(
     assert any("incorrect prefix secret" in p for p in stats.problems)
     assert any("conflicts with the recorded" in p for p in stats.problems)
     assert count(pg, schema, "SELECT terminal_index FROM {s}.log_streams") == stream.entries[-1].stream_index
+
+
+def test_missing_topic_is_nothing_to_collect(
+    kafka: KafkaHook, schema: str, pg: psycopg.Connection, uid: str
+) -> None:
+    consumer = kafka.consumer(f"logdog-test-{uid}", **{"enable.partition.eof": True})
+    try:
+        stats = drain(consumer, pg, schema, f"logdog.missing.{uid}", LIMITS)
+    finally:
+        consumer.close()
+    assert stats.messages == 0 and stats.seconds < 30

@@ -65,7 +65,7 @@ def test_collector_and_archival_dags(
         messages += butler_messages(stream, per_bundle=3, compress=True)
     produce(kafka, topic, messages)
 
-    log = dags_test("logdog_collector", env)
+    log = dags_test("log_collector", env)
     assert "Collected" in log
     row = pg.execute(
         f"SELECT count(*), count(*) FILTER (WHERE state = 'terminated') FROM \"{schema}\".log_streams"
@@ -74,7 +74,7 @@ def test_collector_and_archival_dags(
     assert row == (len(names), len(names))
 
     # completeness_threshold_s from the trigger form: the gap stream waits 2 s more, then best-effort.
-    dags_test("logdog_archival", env, {"completeness_threshold_s": 2})
+    dags_test("log_archival", env, {"completeness_threshold_s": 2})
     rows = pg.execute(
         "SELECT path, state, complete, entries_url, index_url, data_url "
         f'FROM "{schema}".log_streams ORDER BY path'

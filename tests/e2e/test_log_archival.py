@@ -1,8 +1,5 @@
-"""DRAFT for the e2e tier (not collected here: its `airflow_stack` fixture lives in tests/e2e/conftest.py,
-which is not on this branch yet). Move to tests/e2e/test_log_archival.py once the tier lands.
-
-The settle sensor on the real triggerer: Butler messages on Kafka, `logdog_collector` through the REST
-API, its asset event starting `logdog_archival`, whose mapped sensors defer (the trigger polls
+"""The settle sensor on the real triggerer: Butler messages on Kafka, `log_collector` through the REST
+API, its asset event starting `log_archival`, whose mapped sensors defer (the trigger polls
 PostgreSQL on the triggerer) and release each stream only after the settle delay; the archives pass
 `logdogref read --rebuild`."""
 
@@ -18,7 +15,7 @@ from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.logdog.archive import IndexRules
-from tests.e2e.conftest import AirflowStack, wait_for  # type: ignore[import-not-found]
+from tests.e2e.conftest import AirflowStack, wait_for
 from tests.integration.logdog.conftest import produce
 from tests.integration.logdog.helpers import check_archive
 from tests.logdog.butlers import butler_messages
@@ -44,27 +41,25 @@ def test_settle_sensor_on_the_real_triggerer(airflow_stack: AirflowStack, tmp_pa
         messages += butler_messages(stream, per_bundle=3, compress=True)
     produce(kafka, topic, messages)
 
-    stack.unpause("logdog_archival")
-    stack.unpause("logdog_collector")
-    run_id = stack.trigger(
-        "logdog_collector", stack.form_conf("logdog_collector", topic=topic, schema=schema)
-    )
-    assert stack.wait_run("logdog_collector", run_id, timeout=240)["state"] == "success"
+    stack.unpause("log_archival")
+    stack.unpause("log_collector")
+    run_id = stack.trigger("log_collector", stack.form_conf("log_collector", topic=topic, schema=schema))
+    assert stack.wait_run("log_collector", run_id, timeout=600)["state"] == "success"
     conn = PostgresHook("logdog_postgres").connect()
     terminated_at = conn.execute(f'SELECT max(terminated_at) FROM "{schema}".log_streams').fetchone()[0]
     conn.commit()
 
-    # The collector's asset event starts logdog_archival with the form's defaults (shipped schema), so this
+    # The collector's asset event starts log_archival with the form's defaults (shipped schema), so this
     # test triggers its own run with the test's schema and a short settle delay.
-    conf = stack.form_conf("logdog_archival", schema=schema, settle_delay_s=SETTLE_S, poll_interval_s=2)
-    run_id = stack.trigger("logdog_archival", conf)
+    conf = stack.form_conf("log_archival", schema=schema, settle_delay_s=SETTLE_S, poll_interval_s=2)
+    run_id = stack.trigger("log_archival", conf)
     wait_for(
-        lambda: any(s == "deferred" for s in stack.task_states("logdog_archival", run_id).values()),
+        lambda: any(s == "deferred" for s in stack.task_states("log_archival", run_id).values()),
         120,
         "a settle sensor to defer to the triggerer",
     )
-    run = stack.wait_run("logdog_archival", run_id, timeout=300)
-    assert run["state"] == "success", stack.task_states("logdog_archival", run_id)
+    run = stack.wait_run("log_archival", run_id, timeout=600)
+    assert run["state"] == "success", stack.task_states("log_archival", run_id)
     rows = conn.execute(
         f'SELECT state, complete, archived_at, entries_url, index_url FROM "{schema}".log_streams'
     ).fetchall()
@@ -78,7 +73,7 @@ def test_settle_sensor_on_the_real_triggerer(airflow_stack: AirflowStack, tmp_pa
             IndexRules(),
             tmp_path / entries_url.rsplit("/", 2)[1],
         )
-    assert "deferring to the triggerer" in stack.logs_of("logdog_archival", run_id)
+    assert "deferring to the triggerer" in stack.logs_of("log_archival", run_id)
     with psycopg.connect(conn.info.dsn, password=conn.info.password, autocommit=True) as c:
         c.execute(f'DROP SCHEMA "{schema}" CASCADE')
     kafka.admin().delete_topics([topic])
