@@ -16,3 +16,7 @@ from airflow.sdk import Asset
 
 EGRESS_DUMPS = Asset(name="egress_dumps", uri="datamover://egress/dumps", group="egress")
 ARK_LOGS = Asset(name="ark_logs", uri="ark://offload/logs", group="ark")
+
+# log_collector registered or terminated log streams (extra: its counts); log_archival
+# is scheduled on it (and on a timer, for streams that become due by age).
+LOGDOG_STREAMS = Asset(name="logdog_streams", uri="logdog://coordinator/streams", group="logdog")

@@ -1,0 +1,126 @@
+"""The few protobuf wire encodings the archive writer emits itself, exactly as Go's protobuf does.
+
+The archive's hot path (one frame per log entry, one index entry per indexed entry) encodes these
+small messages by hand instead of building protobuf objects; tests check every encoder against the
+generated bindings. Proto3 rules: fields in field-number order, scalars equal to 0 omitted, a set
+message field written even when empty, negative int32/int64 as 10-byte two's-complement varints.
+"""
+
+from __future__ import annotations
+
+from datamover.logdog.recordio import uvarint
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+NANOS_PER_SECOND = 1_000_000_000
+
+# A LogEntry's time_offset as stored: (seconds, nanos) of the Duration, or None when unset.
+TimeOffset = tuple[int, int] | None
+
+
+def varint(value: int) -> bytes:
+    """int32/int64/uint64 varint (negative values as their 64-bit two's complement)."""
+    return uvarint(value & 0xFFFFFFFFFFFFFFFF if value < 0 else value)
+
+
+def tag(field: int, wire_type: int) -> bytes:
+    return uvarint((field << 3) | wire_type)
+
+
+def varint_field(field: int, value: int) -> bytes:
+    """A proto3 scalar varint field; empty when `value` is 0 (the default is not written)."""
+    return tag(field, 0) + varint(value) if value else b""
+
+
+def bytes_field(field: int, payload: bytes) -> bytes:
+    """A length-delimited field, always written (a set message field or a non-empty string/bytes)."""
+    return tag(field, 2) + uvarint(len(payload)) + payload
+
+
+def duration(offset: tuple[int, int]) -> bytes:
+    """google.protobuf.Duration {seconds = 1, nanos = 2}."""
+    seconds, nanos = offset
+    return varint_field(1, seconds) + varint_field(2, nanos)
+
+
+def _div_trunc(a: int, b: int) -> int:
+    """Go's integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _wrap64(value: int) -> int:
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def as_nanoseconds(offset: TimeOffset) -> int:
+    """durationpb's AsDuration() as a Go time.Duration (int64 ns, saturated on overflow); unset = 0."""
+    if offset is None:
+        return 0
+    seconds, nanos = offset
+    if -9_000_000_000 < seconds < 9_000_000_000 and -(2**31) <= nanos < 2**31:
+        return seconds * NANOS_PER_SECOND + nanos  # far from int64 overflow: no wrapping to model
+    d = _wrap64(seconds * NANOS_PER_SECOND)
+    overflow = _div_trunc(d, NANOS_PER_SECOND) != seconds
+    d = _wrap64(d + nanos)
+    overflow = overflow or (seconds < 0 and nanos < 0 and d > 0) or (seconds > 0 and nanos > 0 and d < 0)
+    if overflow:
+        if seconds < 0:
+            return INT64_MIN
+        if seconds > 0:
+            return INT64_MAX
+    return d
+
+
+def from_nanoseconds(ns: int) -> tuple[int, int]:
+    """durationpb.New(d): seconds and nanos of the same sign, truncated toward zero."""
+    seconds = _div_trunc(ns, NANOS_PER_SECOND)
+    return seconds, ns - seconds * NANOS_PER_SECOND
+
+
+def strip_time_offset(entry: bytes) -> bytes:
+    """A canonically encoded LogEntry without its time_offset (field 1, always first when present)."""
+    if entry[:1] != b"\x0a":
+        return entry
+    length = shift = 0
+    pos = 1
+    while True:
+        byte = entry[pos]
+        pos += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    return entry[pos + length :]
+
+
+def with_time_offset(entry: bytes, offset: tuple[int, int]) -> bytes:
+    """`entry` (canonical LogEntry bytes) with its time_offset replaced by `offset`."""
+    return bytes_field(1, duration(offset)) + strip_time_offset(entry)
+
+
+def index_entry(
+    offset: int, sequence: int, prefix_index: int, stream_index: int, time_offset: TimeOffset
+) -> bytes:
+    """A LogIndex.Entry message {offset 1, sequence 2, prefix_index 3, stream_index 4, time_offset 5}
+    (the archive writer's hot path: one call per indexed entry)."""
+    parts = []
+    if offset:
+        parts += (b"\x08", uvarint(offset))
+    if sequence:
+        parts += (b"\x10", uvarint(sequence))
+    if prefix_index:
+        parts += (b"\x18", uvarint(prefix_index))
+    if stream_index:
+        parts += (b"\x20", uvarint(stream_index))
+    if time_offset is not None:
+        seconds, nanos = time_offset
+        if seconds >= 0 and nanos >= 0:
+            d = (b"\x08" + uvarint(seconds) if seconds else b"") + (
+                b"\x10" + uvarint(nanos) if nanos else b""
+            )
+        else:
+            d = duration(time_offset)
+        parts += (b"\x2a", uvarint(len(d)), d)
+    return b"".join(parts)
