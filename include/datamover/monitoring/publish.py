@@ -86,6 +86,33 @@ def publish_file_messages(
     return result
 
 
+def publish_new_days(
+    store: Store, push: Push, app: str, buckets: list[float], logger: logging.Logger | None = None
+) -> PublishResult:
+    """Push the exposure metrics of days never pushed before and with no exposure evaluated yet: their
+    true totals are zero. Run by the ingest as soon as a day's first End Readout is stored, so each day's
+    series exist before its first observation and Prometheus' rate() counts that observation too.
+
+    The day's metric_days row is locked while the zeros are pushed: an evaluation of that day, which bumps
+    the same row, commits only afterwards, so a stale zero can never overwrite a real total."""
+    logger = logger or log
+    result = PublishResult()
+    with store.transaction() as cur:
+        days = store.lock_unpushed_days(cur, EXPOSURES_GROUP)
+        for day, version in sorted(days.items()):
+            label = day_label(day)
+            zero = ExposureTotals(label, Histogram.of([], buckets), 0, 0)
+            try:
+                push(exposure_families([zero]), {"app": app, "day": label})
+            except Exception as exc:  # a side channel never fails the data path
+                result.failed.append(label)
+                logger.warning("Metrics of day %s not pushed, will retry: %s", label, exc)
+                continue
+            store.set_pushed_version(cur, EXPOSURES_GROUP, day, version)
+            result.days.append(label)
+    return result
+
+
 def publish_exposures(
     store: Store,
     push: Push,

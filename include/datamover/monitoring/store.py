@@ -558,6 +558,28 @@ class Store:
                 [(v, group, d) for d, v in sorted(versions.items())],
             )
 
+    def lock_unpushed_days(self, cur: psycopg.Cursor[Any], group: str) -> dict[date, int]:
+        """Days of `group` never pushed and with no evaluated exposure, locked (SKIP LOCKED)."""
+        cur.execute(
+            self.q(
+                "SELECT m.day, m.version FROM {s}.metric_days m WHERE m.grp = %s AND m.pushed_version = 0"
+                " AND NOT EXISTS (SELECT 1 FROM {s}.exposures e"
+                "                 WHERE e.day = m.day AND e.evaluated_at IS NOT NULL)"
+                " ORDER BY m.day FOR UPDATE SKIP LOCKED"
+            ),
+            (group,),
+        )
+        return {r[0]: int(r[1]) for r in cur.fetchall()}
+
+    def set_pushed_version(self, cur: psycopg.Cursor[Any], group: str, day: date, version: int) -> None:
+        cur.execute(
+            self.q(
+                "UPDATE {s}.metric_days SET pushed_version = GREATEST(pushed_version, %s), pushed_at = now()"
+                " WHERE grp = %s AND day = %s"
+            ),
+            (version, group, day),
+        )
+
     def mark_exposures_pushed(self, days: Sequence[date], evaluated_before: datetime) -> None:
         with self.transaction() as cur:
             cur.execute(

@@ -1,0 +1,161 @@
+"""Operators of transfer monitoring: thin adapters over datamover.monitoring (the logic lives there).
+
+Both read include/config/transfer_monitoring.yaml when they run (never at DAG import), with the run's
+`config_overrides` (dotted paths, from the trigger form). Each takes a PostgreSQL advisory lock for its
+role, so a second ingest (or evaluator) on the same schema waits instead of doubling the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from datamover.errors import DataMoverError
+from datamover.hooks.transfer_monitoring import TransferMonitoringHook
+from datamover.monitoring.config import TransferMonitoringConfig, load
+from datamover.monitoring.evaluator import Evaluator
+from datamover.monitoring.ingest import Ingestor, IngestStats
+from datamover.monitoring.publish import publish_exposures, publish_file_messages, publish_new_days
+from datamover.monitoring.store import Store
+from datamover.operators.base import fail_fast
+
+
+class BusyError(DataMoverError):
+    """Another task holds the role's lock on this schema (worth a retry)."""
+
+
+def _lock(store: Store, role: str, wait_s: float = 60) -> None:
+    deadline = time.monotonic() + wait_s
+    while not store.try_lock(role):
+        if time.monotonic() >= deadline:
+            raise BusyError(
+                f"Another transfer monitoring {role} task is working on schema {store.schema!r} "
+                f"(PostgreSQL advisory lock held for {wait_s:g} s). It will be retried."
+            )
+        time.sleep(1)
+
+
+class _MonitoringOperator(BaseOperator):
+    template_fields: Sequence[str] = ("config_overrides",)
+
+    def __init__(self, *, config_overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_overrides = config_overrides
+
+    def config(self) -> TransferMonitoringConfig:
+        with fail_fast():
+            return load(dict(self.config_overrides or {}))
+
+
+class TransferEventsIngestOperator(_MonitoringOperator):
+    """Consume file notifications and End Readouts into PostgreSQL for `ingest.run_minutes` (or until
+    caught up and idle for `idle_exit_s`), pushing `dtm_file_messages_received_total` as it goes."""
+
+    template_fields: Sequence[str] = ("config_overrides", "run_minutes", "idle_exit_s")
+    ui_color = "#fdf2e3"
+
+    def __init__(
+        self, *, run_minutes: float | None = None, idle_exit_s: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_minutes = run_minutes
+        self.idle_exit_s = idle_exit_s
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        cfg = self.config()
+        hook = TransferMonitoringHook(cfg)
+        minutes = float(self.run_minutes) if self.run_minutes else cfg.ingest.run_minutes
+        idle = float(self.idle_exit_s) if self.idle_exit_s not in (None, "") else None
+        with fail_fast(), hook.store() as store, hook.consumers() as consumers:
+            store.ensure_schema()
+            _lock(store, "ingest")
+            ingestor = Ingestor(cfg, store, consumers, hook.get_object, logger=self.log)
+            last_push = 0.0
+
+            def push() -> None:
+                publish_file_messages(store, hook.push, cfg.metrics.app, self.log)
+                publish_new_days(
+                    store, hook.push, cfg.metrics.app, cfg.metrics.transfer_time_buckets, self.log
+                )
+
+            def after_batch(stats: IngestStats) -> None:
+                nonlocal last_push
+                if time.monotonic() - last_push >= cfg.metrics.push_interval_s:
+                    last_push = time.monotonic()
+                    push()
+
+            stats = ingestor.run(time.time() + minutes * 60, idle_exit_s=idle, after_batch=after_batch)
+            push()
+        self.log.info(
+            "Ingested %d message(s) in %d batch(es): %d file notification(s), %d End Readout(s) (%d new "
+            "exposure(s)), %d expected-sensors file(s), %d ignored, %d malformed",
+            stats.messages,
+            stats.batches,
+            stats.notifications,
+            stats.end_readouts,
+            stats.new_exposures,
+            stats.expected_files,
+            stats.ignored,
+            stats.malformed,
+        )
+        return stats.as_dict()
+
+
+class ExposureEvaluationOperator(_MonitoringOperator):
+    """Evaluate every exposure that is ready (one record each, once), count late arrivals of earlier
+    ones, and push the exposure metrics of the days that changed. With `obs_id`, only that exposure."""
+
+    template_fields: Sequence[str] = ("config_overrides", "obs_id")
+    ui_color = "#e3f5e1"
+
+    def __init__(self, *, obs_id: str | None = None, max_seconds: float = 300, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.obs_id = obs_id
+        self.max_seconds = max_seconds
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        cfg = self.config()
+        hook = TransferMonitoringHook(cfg)
+        evaluated = incomplete = swept = listed_only = 0
+        days: set[str] = set()
+        started = time.monotonic()
+        with fail_fast(), hook.store() as store:
+            store.ensure_schema()
+            _lock(store, "evaluate")
+            evaluator = Evaluator(cfg, store, hook.get_object, hook.list_prefix, logger=self.log)
+            while True:  # a backlog larger than one pass takes several
+                result = evaluator.run_pass(self.obs_id or None)
+                evaluated += result.evaluated
+                incomplete += result.incomplete
+                swept += result.swept
+                listed_only += result.listed_only
+                days.update(d.isoformat() for d in result.days)
+                if (
+                    result.evaluated < cfg.evaluation.max_exposures
+                    or time.monotonic() - started > self.max_seconds
+                ):
+                    break
+            pushed = publish_exposures(
+                store, hook.push, cfg.metrics.app, cfg.metrics.transfer_time_buckets, self.log
+            )
+        self.log.info(
+            "Evaluated %d exposure(s) (%d incomplete), late count raised for %d earlier one(s), %d object(s) "
+            "timed from the listing; metrics pushed for day(s) %s",
+            evaluated,
+            incomplete,
+            swept,
+            listed_only,
+            ", ".join(pushed.days) or "none",
+        )
+        return {
+            "evaluated": evaluated,
+            "incomplete": incomplete,
+            "swept": swept,
+            "listed_only": listed_only,
+            "days": sorted(days),
+            "pushed_days": pushed.days,
+            "push_failed_days": pushed.failed,
+        }
