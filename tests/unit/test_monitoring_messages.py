@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,19 @@ def test_expected_sensors_file() -> None:
 def test_malformed_expected_sensors(doc: bytes, message: str) -> None:
     with pytest.raises(MessageError, match=message):
         parse_expected_sensors(doc, "LSSTCam/20250423/MC_O_2", "MC_O_2")
+
+
+def test_notification_captured_from_the_local_ceph_rgw() -> None:
+    # Pushed over HTTP by Debian 12's radosgw (Ceph 16.2.15) for a PUT, saved byte for byte
+    # (tests/integration/test_transfer_monitoring_rgw.py captures a fresh one on every run).
+    raw = (Path(__file__).parent / "data" / "ceph_rgw_notification.json").read_bytes()
+    (event,) = parse_notification(raw)
+    assert event.bucket == "probe-05b6a2b6"
+    assert event.key == "LSSTCam/20250423/MC_O_20250423_000034/MC_O_20250423_000034_R31_S10.json"
+    assert event.event_time == datetime(2026, 11, 25, 21, 22, 32, 372050, tzinfo=UTC)
+    assert (event.size, event.etag, event.sequencer) == (
+        2,
+        "99914b932bd37a50b983c5e7c90ae93b",
+        "9851076B77437B16",
+    )
+    assert event.is_created
