@@ -64,7 +64,7 @@ standalone: services-up airflow-init
 	$(WITH_ENV) airflow standalone
 
 # Every benchmark, one after the other (each prints its own figures and ratios).
-bench: bench-dump bench-sync bench-offload
+bench: bench-dump bench-sync bench-offload bench-monitoring
 
 # moto keeps every object in RAM and slows as it grows: each S3 benchmark starts from a fresh one.
 .PHONY: fresh-moto

@@ -109,3 +109,39 @@ Results depend on timestamps only: an evaluation after a crash, a rerun or a rep
         obs_id="{{ params.obs_id }}",
     )
     wait >> evaluate
+
+with DAG(
+    dag_id="transfer_monitoring_exposure",
+    description="Evaluate one exposure (obs_id) once its objects are in or its wait window has closed",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_runs=32,
+    default_args=default_args(retries=3),
+    render_template_as_native_obj=True,
+    tags=TAGS,
+    params={
+        "config": CONFIG_PARAM,
+        "obs_id": Param("MC_O_20250101_000001", type="string", description="The exposure (imageName)"),
+    },
+    doc_md="""
+### transfer_monitoring_exposure
+
+One run per exposure: **wait_for_exposure** (the same deferrable sensor, for this `obs_id` only)
+then **evaluate** (this exposure only; late arrivals of others are counted too, and metrics pushed).
+For re-checks by hand, and the per-End-Readout alternative to `transfer_monitoring_evaluate` (a run
+per exposure, as an AssetWatcher on the End Readout topic would start): `make bench-monitoring`
+measures both; at 10x Rubin's rate the continuous micro-batch DAG is the one that keeps up (README).
+An exposure evaluated already is not evaluated again.
+""",
+):
+    ExposureWindowSensor(
+        task_id="wait_for_exposure",
+        config_overrides="{{ params.config }}",
+        obs_id="{{ params.obs_id }}",
+        soft_fail=True,
+    ) >> ExposureEvaluationOperator(
+        task_id="evaluate",
+        config_overrides="{{ params.config }}",
+        obs_id="{{ params.obs_id }}",
+    )

@@ -3,6 +3,7 @@ live exposures waited for by the deferrable sensor, and a crash of the processin
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -50,66 +51,63 @@ def live() -> Iterator[Monitor]:
 
 def test_live_exposures_wait_in_the_deferrable_sensor(live: Monitor, tmp_path: Path) -> None:
     conf: dict[str, Any] = {"config": live.overrides}
-    ingest = start_dag_test("transfer_monitoring_ingest", conf | {"idle_exit_s": 25}, tmp_path / "ingest.log")
-    try:
-        wait_until(
-            lambda: scalar(live, "SELECT count(*) FROM {s}.ingest_progress") == 2,
-            90,
-            0.5,
-            "the ingest to start",
-        )
-        feed = live.feed
-        sensors = small_sensors(3)
-        now_tai = datetime.now(UTC).replace(tzinfo=None) + TAI
-        image_date = now_tai.strftime("%Y%m%d")
-        base = random.randrange(1000, 90000)
-        obs = [f"MC_O_{image_date}_{base + i:06d}" for i in range(3)]
-        arrivals: dict[str, dict[str, datetime]] = {o: {} for o in obs}
-        eor_utc = {}
+    feed = live.feed
+    sensors = small_sensors(3)
+    image_date = (datetime.now(UTC).replace(tzinfo=None) + TAI).strftime("%Y%m%d")
+    base = random.randrange(1000, 90000)
+    obs = [f"MC_O_{image_date}_{base + i:06d}" for i in range(3)]
+    names = {o: object_names(o, sensors) for o in obs}
+    arrivals: dict[str, dict[str, datetime]] = {o: {} for o in obs}
+    eor_utc: dict[str, datetime] = {}
 
-        def put(o: str, name: str) -> None:
-            arrivals[o][name] = feed.object(f"{feed.prefix(o, image_date)}/{name}")
-            feed.producer.flush(10)
+    def put(o: str, name: str) -> None:
+        arrivals[o][name] = feed.object(f"{feed.prefix(o, image_date)}/{name}")
+        feed.producer.flush(10)
 
-        for o in obs:
-            eor_tai = datetime.now(UTC).replace(tzinfo=None) + TAI
-            eor_utc[o] = (eor_tai - TAI).replace(tzinfo=UTC)
-            feed.end_of_readout(o, image_date, tai_seconds(eor_tai))
-            key = f"{feed.prefix(o, image_date)}/{o}_expectedSensors.json"
-            feed.put(key, expected_file(o, sensors))
-            feed.notify(key, datetime.now(UTC))
-        names = {o: object_names(o, sensors) for o in obs}
-        for name in names[obs[0]]:
-            put(obs[0], name)  # complete at once: evaluated before its window closes
-        for name in names[obs[1]][:-1]:
-            put(obs[1], name)  # one missing when its window closes; it arrives later (the sweep counts it)
-        for name in names[obs[2]][:-1]:
-            put(obs[2], name)  # one arrives after the window, before the evaluation
-        feed.flush()
-
-        # Evaluating obs[1] alone: nothing about it is ready before its window closes: the sensor defers.
-        first = start_dag_test(
-            "transfer_monitoring_evaluate", conf | {"obs_id": obs[1]}, tmp_path / "evaluate1.log"
-        )
-        late_puts = [
-            threading.Timer(
-                WAIT + 3 - (time.time() - eor_utc[obs[2]].timestamp()), put, (obs[2], names[obs[2]][-1])
-            ),
-        ]
-        for timer in late_puts:
-            timer.start()
-        assert finish(first, 180) == 0, (tmp_path / "evaluate1.log").read_text()[-3000:]
-        for timer in late_puts:
-            timer.join()
-        log1 = (tmp_path / "evaluate1.log").read_text()
-        assert "Pausing task as DEFERRED" in log1 and "[DAG TEST] Trigger completed" in log1
-        put(obs[1], names[obs[1]][-1])  # after obs[1] was evaluated
-        feed.flush()
-        time.sleep(3)  # ingested (the ingest polls every second)
-        second = start_dag_test("transfer_monitoring_evaluate", conf, tmp_path / "evaluate2.log")
-        assert finish(second, 180) == 0, (tmp_path / "evaluate2.log").read_text()[-3000:]
-    finally:
-        assert finish(ingest, 180) == 0, (tmp_path / "ingest.log").read_text()[-3000:]
+    # 1. Evaluation of obs[1] alone, before its End Readout exists: the sensor must defer.
+    first = start_dag_test(
+        "transfer_monitoring_evaluate", conf | {"obs_id": obs[1]}, tmp_path / "evaluate1.log"
+    )
+    log1 = tmp_path / "evaluate1.log"
+    wait_until(lambda: "Pausing task as DEFERRED" in log1.read_text(), 300, 0.5, "the sensor to defer")
+    # 2. The ingest, then the night: three exposures now.
+    ingest = start_dag_test("transfer_monitoring_ingest", conf | {"idle_exit_s": 20}, tmp_path / "ingest.log")
+    wait_until(
+        lambda: scalar(live, "SELECT count(*) FROM {s}.ingest_progress") == 2, 300, 0.5, "the ingest to start"
+    )
+    for o in obs:
+        eor_tai = datetime.now(UTC).replace(tzinfo=None) + TAI
+        eor_utc[o] = (eor_tai - TAI).replace(tzinfo=UTC)
+        feed.end_of_readout(o, image_date, tai_seconds(eor_tai))
+        key = f"{feed.prefix(o, image_date)}/{o}_expectedSensors.json"
+        feed.put(key, expected_file(o, sensors))
+        feed.notify(key, datetime.now(UTC))
+    for name in names[obs[0]]:
+        put(obs[0], name)  # complete at once
+    for name in names[obs[1]][:-1]:
+        put(obs[1], name)  # one missing when its window closes; it comes after obs[1] was evaluated
+    for name in names[obs[2]][:-1]:
+        put(obs[2], name)  # one comes after the window, before obs[2] is evaluated
+    feed.flush()
+    late = threading.Timer(
+        WAIT + 3 - (time.time() - eor_utc[obs[2]].timestamp()), put, (obs[2], names[obs[2]][-1])
+    )
+    late.start()
+    # 3. The trigger fires once obs[1]'s window closed and notifications are ingested past it.
+    assert finish(first, 300) == 0, log1.read_text()[-3000:]
+    assert "[DAG TEST] Trigger completed" in log1.read_text()
+    late.join()
+    assert finish(ingest, 300) == 0, (tmp_path / "ingest.log").read_text()[-3000:]
+    # 4. obs[1]'s missing object arrives after its evaluation; a catch-up ingest and the next evaluation
+    #    (all that is ready: obs[0], obs[2], and obs[1]'s late arrival for the sweep).
+    put(obs[1], names[obs[1]][-1])
+    feed.flush()
+    catch_up = start_dag_test(
+        "transfer_monitoring_ingest", conf | {"idle_exit_s": 2}, tmp_path / "ingest2.log"
+    )
+    assert finish(catch_up, 300) == 0, (tmp_path / "ingest2.log").read_text()[-3000:]
+    second = start_dag_test("transfer_monitoring_evaluate", conf, tmp_path / "evaluate2.log")
+    assert finish(second, 300) == 0, (tmp_path / "evaluate2.log").read_text()[-3000:]
 
     records = live.records()
     assert set(records) == set(obs)
@@ -144,6 +142,79 @@ def test_live_exposures_wait_in_the_deferrable_sensor(live: Monitor, tmp_path: P
     assert by_labels(promql(f"dtm_s3_transfer_duration_seconds_count{{{sel}}}")) == {(): 3.0}
     (total,) = by_labels(promql(f"dtm_s3_transfer_duration_seconds_sum{{{sel}}}")).values()
     assert math.isclose(total, sum(observed), abs_tol=6e-3)
+
+    check_dashboard(live.app, day.isoformat(), observed, want_late, missing=2, files=feed.sent_notifications)
+
+
+# ---- the Grafana dashboard -----------------------------------------------------------------------
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "transfer_monitoring.json"
+BUCKETS = [3, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 25, 30, 45, 60]
+SEED_QUERY = (  # the seed's 98th percentile, character for character
+    "histogram_quantile(0.98, sum by(le,app) "
+    "(rate(dtm_s3_transfer_duration_seconds_bucket[$__rate_interval])))"
+)
+
+
+def histogram_quantile(q: float, observations: list[float]) -> float:
+    """Prometheus' histogram_quantile over the default buckets, restated: the rank's bucket, then linear
+    interpolation inside it (from 0 in the first bucket); past the last finite bound, that bound."""
+    cumulative = [sum(1 for o in observations if o <= b) for b in BUCKETS]
+    rank = q * len(observations)
+    for i, count in enumerate(cumulative):
+        if count >= rank:
+            lower, below = (0.0, 0) if i == 0 else (float(BUCKETS[i - 1]), cumulative[i - 1])
+            return lower + (BUCKETS[i] - lower) * (rank - below) / (count - below)
+    return float(BUCKETS[-1])
+
+
+def check_dashboard(app: str, day: str, observed: list[float], late: int, missing: int, files: int) -> None:
+    """Run every panel query of the dashboard (its variables set to this test's app and day, and
+    $__rate_interval to a range covering the whole test) and compare with the test's own figures.
+    Rates of plain counters depend on scrape timing: those are only required to be positive. The
+    percentile panels use rate() too, but a quantile does not depend on the rates' common scale."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    expected: dict[tuple[str, str], Any] = {
+        ("Files received", "A"): float(files),
+        ("File notifications received per second", "A"): "positive",
+        ("Transfer time percentiles", "A"): histogram_quantile(0.98, observed),
+        ("Transfer time percentiles", "B"): histogram_quantile(0.9, observed),
+        ("Transfer time percentiles", "C"): histogram_quantile(0.5, observed),
+        ("Transfer time by observing day", "A"): histogram_quantile(0.98, observed),
+        ("Transfer time by observing day", "B"): histogram_quantile(0.5, observed),
+        ("Transfer time distribution", "A"): {
+            **{f"{b:g}": float(sum(1 for o in observed if o <= b)) for b in BUCKETS},
+            "+Inf": float(len(observed)),
+        },
+        ("Exposures timed", "A"): float(len(observed)),
+        ("Late files", "A"): float(late),
+        ("Late or missing files", "A"): float(missing),
+        ("Late and missing files per second", "A"): "positive",
+        ("Late and missing files per second", "B"): "positive",
+    }
+    seen = set()
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            key = (panel["title"], target["refId"])
+            seen.add(key)
+            assert key in expected, f"panel query {key} has no expectation in this test"
+            expr = target["expr"]
+            if key == ("Transfer time percentiles", "A"):
+                assert expr == SEED_QUERY  # the seed's own query, unchanged
+            query = expr.replace("$__rate_interval", "10m").replace("$app", app).replace("$day", day)
+            result = promql(query)
+            ours = [r for r in result if r["metric"].get("app", app) == app]
+            want = expected[key]
+            if isinstance(want, dict):
+                assert {r["metric"]["le"]: float(r["value"][1]) for r in ours} == want, key
+                continue
+            assert len(ours) == 1, (key, result)
+            value = float(ours[0]["value"][1])
+            if want == "positive":
+                assert value > 0, key
+            else:
+                assert math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-9), (key, value, want)
+    assert seen == set(expected), set(expected) - seen
 
 
 # ---- crash safety --------------------------------------------------------------------------------

@@ -400,6 +400,11 @@ class Store:
             {"settle": wait + slack, "obs": obs_id},
         ).fetchone()
         assert row is not None
+        if not ready and obs_id is not None:  # evaluated already: nothing to wait for
+            done = self.conn.execute(
+                self.q("SELECT evaluated_at IS NOT NULL FROM {s}.exposures WHERE obs_id = %s"), (obs_id,)
+            ).fetchone()
+            ready = 1 if done and done[0] else 0
         if not ready and obs_id is None:
             late = self.conn.execute(
                 self.q(

@@ -3,24 +3,25 @@
 Both read include/config/transfer_monitoring.yaml when they run (never at DAG import), with the run's
 `config_overrides` (dotted paths, from the trigger form). Each takes a PostgreSQL advisory lock for its
 role, so a second ingest (or evaluator) on the same schema waits instead of doubling the work.
+
+The hooks and the logic are imported when a task runs, not when the DAG file is parsed: every task
+process parses its DAG file first, and the evaluate DAG starts two or three tasks a minute.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from datamover.errors import DataMoverError
-from datamover.hooks.transfer_monitoring import TransferMonitoringHook
-from datamover.monitoring.config import TransferMonitoringConfig, load
-from datamover.monitoring.evaluator import Evaluator
-from datamover.monitoring.ingest import Ingestor, IngestStats
-from datamover.monitoring.publish import publish_exposures, publish_file_messages, publish_new_days
-from datamover.monitoring.store import Store
 from datamover.operators.base import fail_fast
+
+if TYPE_CHECKING:
+    from datamover.monitoring.config import TransferMonitoringConfig
+    from datamover.monitoring.store import Store
 
 
 class BusyError(DataMoverError):
@@ -46,6 +47,8 @@ class _MonitoringOperator(BaseOperator):
         self.config_overrides = config_overrides
 
     def config(self) -> TransferMonitoringConfig:
+        from datamover.monitoring.config import load
+
         with fail_fast():
             return load(dict(self.config_overrides or {}))
 
@@ -65,6 +68,10 @@ class TransferEventsIngestOperator(_MonitoringOperator):
         self.idle_exit_s = idle_exit_s
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from datamover.hooks.transfer_monitoring import TransferMonitoringHook
+        from datamover.monitoring.ingest import Ingestor, IngestStats
+        from datamover.monitoring.publish import publish_file_messages, publish_new_days
+
         cfg = self.config()
         hook = TransferMonitoringHook(cfg)
         minutes = float(self.run_minutes) if self.run_minutes else cfg.ingest.run_minutes
@@ -117,6 +124,10 @@ class ExposureEvaluationOperator(_MonitoringOperator):
         self.max_seconds = max_seconds
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from datamover.hooks.transfer_monitoring import TransferMonitoringHook
+        from datamover.monitoring.evaluator import Evaluator
+        from datamover.monitoring.publish import publish_exposures
+
         cfg = self.config()
         hook = TransferMonitoringHook(cfg)
         evaluated = incomplete = swept = listed_only = 0

@@ -1,4 +1,6 @@
-"""ExposureWindowSensor: wait until exposures can be evaluated, deferred to the triggerer (no worker slot)."""
+"""ExposureWindowSensor: wait until exposures can be evaluated, deferred to the triggerer (no worker slot).
+
+Hooks and logic are imported when the sensor runs, not when its DAG file is parsed (task start-up)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
-from datamover.hooks.transfer_monitoring import TransferMonitoringHook
-from datamover.monitoring.config import load
-from datamover.monitoring.timescale import utc_datetime
 from datamover.operators.base import fail_fast
-from datamover.triggers.exposure_window import ExposureWindowTrigger
 
 
 class ExposureWindowSensor(BaseSensorOperator):
@@ -43,10 +41,15 @@ class ExposureWindowSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def _cfg(self) -> Any:
+        from datamover.monitoring.config import load
+
         with fail_fast():
             return load(dict(self.config_overrides or {}))
 
     def poke(self, context: Any) -> bool:
+        from datamover.hooks.transfer_monitoring import TransferMonitoringHook
+        from datamover.monitoring.timescale import utc_datetime
+
         cfg = self._cfg()
         hook = TransferMonitoringHook(cfg)
         with fail_fast(), hook.store() as store:
@@ -70,6 +73,8 @@ class ExposureWindowSensor(BaseSensorOperator):
             return super().execute(context)
         if self.poke(context):
             return None
+        from datamover.triggers.exposure_window import ExposureWindowTrigger
+
         cfg = self._cfg()
         self.defer(
             trigger=ExposureWindowTrigger(
