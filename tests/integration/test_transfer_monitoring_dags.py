@@ -45,6 +45,7 @@ def live() -> Iterator[Monitor]:
             "timing.max_file_late_time_s": LATE,
             "timing.notification_slack_s": SLACK,
             "metrics.push_interval_s": 1.0,
+            "evaluation.linger_s": 3.0,
         }
     )
 
@@ -228,7 +229,9 @@ def reference() -> Iterator[Monitor]:
 @pytest.fixture
 def crashed(reference: Monitor) -> Iterator[Monitor]:
     # Same topics and bucket, its own store; small batches so the kill lands mid-ingest.
-    yield from monitor_namespace(share_inputs_of=reference, **{"ingest.batch_max_messages": 20})
+    yield from monitor_namespace(
+        share_inputs_of=reference, **{"ingest.batch_max_messages": 20, "evaluation.linger_s": 3.0}
+    )
 
 
 def past_night(monitor: Monitor, exposures: int) -> None:

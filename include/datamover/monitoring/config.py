@@ -94,6 +94,8 @@ class Evaluation(ConfigModel):
     list_workers: int = Field(default=8, ge=1, le=64)
     poke_interval_s: PositiveSeconds = 1.0  # how often the trigger asks PostgreSQL
     max_wait_minutes: PositiveSeconds = 10.0  # the sensor gives up (and the next run waits again)
+    linger_s: Annotated[float, Field(ge=0, le=600)] = 20.0  # keep evaluating while work keeps coming
+    max_run_minutes: PositiveSeconds = 5.0  # one evaluate task at most this long
 
 
 class TransferMonitoringConfig(ConfigModel):
