@@ -20,10 +20,12 @@ CONNECTIONS = (
 
 with DAG(
     dag_id="connectivity_check",
+    description="Preflight: one real request per connection the DAGs use, naming what to fix",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     default_args=default_args(retries=0),
+    render_template_as_native_obj=True,
     tags=["preflight", "datamover"],
     doc_md="""
 ### Connectivity check

@@ -70,6 +70,18 @@ def test_tags_and_docs(dagbag: DagBag) -> None:
         assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id} has no real doc_md"
 
 
+def test_description_native_templates_and_honest_forms(dagbag: DagBag) -> None:
+    """A one-line description (the DAG list shows it), params rendered as native objects, and no
+    trigger-form param drawn as required unless it must be set (Airflow stars a param whose type
+    excludes "null"; every param here has a default, so none is)."""
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.description and "\n" not in dag.description, f"{dag_id} has no one-line description"
+        assert dag.render_template_as_native_obj, f"{dag_id} renders templates as strings"
+        for name, param in dag.params.items():
+            types = param.schema.get("type")
+            assert isinstance(types, list) and "null" in types, f"{dag_id}.{name} is drawn as required"
+
+
 def test_retries_with_backoff_on_data_dags(dagbag: DagBag) -> None:
     for dag_id, dag in dagbag.dags.items():
         if "preflight" in dag.tags:

@@ -65,15 +65,19 @@ class KafkaHook(CheckedConnection, KafkaBaseHook):
         partitions: int = 1,
         timeout: float = 15,
         config: dict[str, str] | None = None,
+        **admin_overrides: Any,
     ) -> list[str]:
         """Create the topics that do not exist yet; return the ones created."""
-        admin = self.admin()
+        admin = self.admin(**admin_overrides)
         existing = set(admin.list_topics(timeout=timeout).topics)
         wanted = [t for t in dict.fromkeys(topics) if t not in existing]
         if not wanted:
             return []
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=-1, config=config or {}) for t in wanted],
+            [
+                NewTopic(t, num_partitions=partitions, replication_factor=-1, config=config or {})
+                for t in wanted
+            ],
             operation_timeout=timeout,
         )
         for future in futures.values():
@@ -118,7 +122,8 @@ class _RateLimited(logging.Filter):
 
 
 class SideChannel:
-    """Best-effort events on one topic: `send()` never blocks and never raises.
+    """Best-effort events on one topic: `send()` never blocks and never raises. With `ensure`, the topic
+    is created if missing (a few seconds at most; a failure is one more warning, not an error).
 
     The buffer is bounded (`max_buffered` messages in librdkafka's queue); a message that cannot be
     delivered within `delivery_timeout_s` (broker down) or finds the buffer full is dropped and counted.
@@ -132,10 +137,11 @@ class SideChannel:
         hook: KafkaHook,
         topic: str,
         *,
+        ensure: bool = False,
         max_buffered: int = 10_000,
         delivery_timeout_s: float = 30,
         log_interval_s: float = 60,
-        logger: logging.Logger | None = None,
+        logger: Any = None,
     ) -> None:
         self.topic = topic
         self.log = logger or log
@@ -149,6 +155,8 @@ class SideChannel:
         rdkafka_log.addFilter(self._rate)
         try:
             self._where += f" ({hook.servers})"
+            if ensure:
+                self._ensure(hook, rdkafka_log)
             self._producer: Producer | None = hook.producer(
                 **{
                     "queue.buffering.max.messages": max_buffered,
@@ -162,6 +170,13 @@ class SideChannel:
             self._producer = None
             self.log.warning("Side channel %s on %s disabled: %s", topic, self._where, exc)
 
+    def _ensure(self, hook: KafkaHook, rdkafka_log: logging.Logger) -> None:
+        try:
+            if hook.ensure_topics([self.topic], timeout=5, logger=rdkafka_log, **{"socket.timeout.ms": 5000}):
+                self.log.info("Created topic %r via %s", self.topic, self._where)
+        except Exception as exc:  # the broker may be down: the producer then buffers, then drops
+            self._warn_once(f"could not check or create the topic ({exc})")
+
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self._warn_once(f"Kafka unreachable ({error.str()})")
@@ -172,7 +187,7 @@ class SideChannel:
                 return
             self._warned = True
         self.log.warning(
-            "Events on topic %r via %s are being dropped: %s. The work goes on; the count follows at the end.",
+            "Events on topic %r via %s are being dropped: %s. The work goes on; the count follows at the end",
             self.topic,
             self._where,
             why,
