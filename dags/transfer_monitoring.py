@@ -11,7 +11,7 @@ from datamover.sensors.exposure_window import ExposureWindowSensor
 
 CONFIG_PARAM = Param(
     {},
-    type="object",
+    type=["null", "object"],
     description="Overrides of include/config/transfer_monitoring.yaml by dotted path, "
     'e.g. {"timing.s3_wait_time_s": 60}',
 )
@@ -122,7 +122,9 @@ with DAG(
     tags=TAGS,
     params={
         "config": CONFIG_PARAM,
-        "obs_id": Param("MC_O_20250101_000001", type="string", description="The exposure (imageName)"),
+        "obs_id": Param(
+            None, type=["null", "string"], description="The exposure (imageName, e.g. MC_O_20250101_000001)"
+        ),
     },
     doc_md="""
 ### transfer_monitoring_exposure

@@ -25,6 +25,7 @@ from datamover.monitoring.evaluator import Evaluator, PassResult
 from datamover.monitoring.ingest import Ingestor, IngestStats
 from datamover.monitoring.publish import publish_exposures, publish_file_messages, publish_new_days
 from datamover.s3 import create_bucket
+from tests.conftest import tests_metadata_db
 from tests.monitoring_feed import Feed, empty_bucket, prometheus_url, unique
 
 TAI = timedelta(seconds=37)
@@ -149,8 +150,9 @@ def eventually(read: Callable[[], Any], expected: Any, timeout: float = 20, inte
 
 
 def start_dag_test(dag_id: str, conf: dict[str, Any], log_path: Any) -> subprocess.Popen[bytes]:
-    """`airflow dags test DAG -c CONF` in its own process group (so a test can kill the task with it);
-    output to `log_path`."""
+    """`airflow dags test DAG -c CONF` in its own process group (so a test can kill the task with it),
+    on the tests' own metadata DB; output to `log_path`."""
+    tests_metadata_db()
     out = open(log_path, "wb")  # noqa: SIM115 - closed by the caller through finish()
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "airflow"), "dags", "test", dag_id, "-c", json.dumps(conf)],
@@ -194,3 +196,22 @@ def scalar(monitor: Monitor, query: str, *params: Any) -> Any:
         except Exception:
             return None
         return row[0] if row else None
+
+
+def write_deployment_config(folder: Path, overrides: dict[str, Any]) -> Path:
+    """`folder`/transfer_monitoring.yaml: the shipped file with `overrides` (dotted paths) applied, as a
+    deployment's config folder (DATAMOVER_CONFIG_DIR) would hold it. Returns the file."""
+    import yaml
+
+    document = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "include/config/transfer_monitoring.yaml").read_text()
+    )
+    for dotted, value in overrides.items():
+        node = document
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path = folder / "transfer_monitoring.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
