@@ -210,10 +210,12 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
         stack.client = httpx.Client(
             base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
-        expected = {p.stem for p in (ROOT / "dags").glob("*.py")}
+        # Every DAG file serialized (a file may hold several DAGs, e.g. transfer_monitoring.py).
+        expected = {p.name for p in (ROOT / "dags").glob("*.py")}
         wait_for(
             lambda: (
-                expected <= {d["dag_id"] for d in stack.api("GET", "/dags", params={"limit": 100})["dags"]}
+                expected
+                <= {Path(d["fileloc"]).name for d in stack.api("GET", "/dags", params={"limit": 100})["dags"]}
             ),
             300,
             "the dag-processor to serialize every DAG",

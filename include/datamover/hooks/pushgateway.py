@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from airflow.sdk import BaseHook
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    delete_from_gateway,
+    push_to_gateway,
+    pushadd_to_gateway,
+)
 
 from datamover.hooks.base import CheckedConnection
 
@@ -36,6 +42,23 @@ class PushgatewayHook(CheckedConnection, BaseHook):
         push_to_gateway(
             self.url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=10
         )
+
+    def push_add(
+        self,
+        registry: CollectorRegistry,
+        job: str,
+        grouping_key: Mapping[str, str] | None = None,
+        timeout: float = 10,
+    ) -> None:
+        """Replace only the metrics of (job, grouping_key) that `registry` has (POST): another process
+        can own the group's other metrics."""
+        pushadd_to_gateway(
+            self.url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=timeout
+        )
+
+    def delete(self, job: str, grouping_key: Mapping[str, str] | None = None) -> None:
+        """Remove the group (job, grouping_key) from the Pushgateway."""
+        delete_from_gateway(self.url, job=job, grouping_key=dict(grouping_key or {}), timeout=10)
 
     def check(self) -> str:
         registry = CollectorRegistry()
