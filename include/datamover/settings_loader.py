@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datamover.config import load_yaml
+from datamover.config import parse_yaml
 from datamover.errors import ConfigError
 
 _CONN_FIELDS = {
@@ -26,7 +26,7 @@ _CONN_FIELDS = {
 
 
 def read_settings(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    data = load_yaml(path) or {}
+    data = parse_yaml(Path(path).read_text(encoding="utf-8"), str(path)) or {}
     section = data.get("airflow") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a top-level 'airflow:' mapping (Astro CLI settings format).")
