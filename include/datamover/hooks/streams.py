@@ -5,12 +5,17 @@ datamover/streams/registry.py)."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from datamover.hooks.kafka import KafkaHook, SideChannel
-from datamover.streams.definition import Event, StreamDefinition, definitions_topic
+from datamover.streams.definition import Event, StreamDefinition, definitions_topic, stream
+from datamover.streams.logs import LOGS_STREAM, LineFormat, LogEvents, LogIdentity
 from datamover.streams.registry import DEFINITIONS_TOPIC_CONFIG, EventPublisher, channel_send
+from datamover.streams.settings import LogFileConfig, LogPublishingConfig
+from datamover.streams.tail import FileTailer, KafkaTransactions, TailOptions, tailer_group_id
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,7 @@ class StreamChannel:
         self.log = logger or log
         self.hook = KafkaHook(kafka_conn_id)
         self.definitions_topic = definitions or definitions_topic()
+        self.events_topic = events_topic
         if create_topics:
             self.create_topics(events_topic, partitions)
         self.channel: SideChannel = self.hook.side_channel(events_topic, logger=self.log, **options)
@@ -53,6 +59,14 @@ class StreamChannel:
                 self.hook.conn_label,
                 exc,
             )
+
+    def create_topics_in_background(self, partitions: int = 1) -> threading.Thread:
+        """`create_topics` without waiting for it (messages for a topic that appears meanwhile wait in
+        the buffer and are delivered once it exists)."""
+        args = (self.events_topic, partitions)
+        thread = threading.Thread(target=self.create_topics, args=args, name="datamover-topics", daemon=True)
+        thread.start()
+        return thread
 
     def publish(self, event: Event, key: bytes | str | None = None) -> bool:
         return self.publisher.publish(event, key)
@@ -77,3 +91,70 @@ class StreamChannel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def log_identity(config: LogPublishingConfig, member_id: str, alias: str | None = None) -> LogIdentity:
+    hostname = socket.gethostname()
+    return LogIdentity(
+        tenant_id=config.tenant_id,
+        alias=alias or config.alias,
+        member_id=member_id,
+        server_name=hostname,
+        ip=host_ip(),
+    )
+
+
+def host_ip() -> str:
+    """This host's address as other hosts see it (the one a route to the outside leaves from)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent (UDP connect only picks a route)
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def file_tailer(
+    config: LogPublishingConfig,
+    file: LogFileConfig,
+    member_id: str,
+    *,
+    definitions: str | None = None,
+    create_topics: bool = True,
+    logger: logging.Logger | None = None,
+) -> FileTailer:
+    """A FileTailer for one configured file: exactly-once through Kafka transactions on the connection."""
+    hook = KafkaHook(config.kafka_conn_id)
+    topics = definitions or definitions_topic()
+    if create_topics:
+        hook.ensure_topics([config.topic], timeout=10)
+        hook.ensure_topics([config.positions_topic], partitions=1, timeout=10)
+        hook.ensure_topics([topics], timeout=10, config=DEFINITIONS_TOPIC_CONFIG)
+    store = KafkaTransactions(
+        producer_factory=lambda tid: hook.producer(
+            **{"transactional.id": tid, "enable.idempotence": True, "linger.ms": 20}
+        ),
+        consumer_factory=lambda gid: hook.consumer(gid, **{"isolation.level": "read_committed"}),
+        positions_topic=config.positions_topic,
+        group_id=tailer_group_id(member_id, file.path),
+    )
+    identity = log_identity(config, member_id, file.alias)
+    tail = config.tail
+    return FileTailer(
+        file.path,
+        LogEvents(stream(LOGS_STREAM), identity, file.app_name, file.path),
+        store,
+        config.topic,
+        topics,
+        fmt=LineFormat(file.start, file.pattern, file.default_priority),
+        options=TailOptions(
+            poll_interval_s=tail.poll_interval_s,
+            flush_after_s=tail.flush_after_s,
+            rotate_grace_s=tail.rotate_grace_s,
+            batch_records=tail.batch_records,
+            start_at_end=file.start_at == "end",
+            rotated=tuple(file.rotated),
+            **({"lock_dir": tail.lock_dir} if tail.lock_dir else {}),
+        ),
+        logger=logger,
+    )

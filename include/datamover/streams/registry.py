@@ -69,15 +69,21 @@ class EventPublisher:
         events_topic: str,
         definitions_topic: str,
         logger: logging.Logger | None = None,
+        announced: Iterable[str] = (),
     ) -> None:
         self._send = send
         self.events_topic = events_topic
         self.definitions_topic = definitions_topic
         self.log = logger or log
         self.invalid = 0
-        self._published: set[str] = set()
+        self._published: set[str] = set(announced)
         self._invalid_streams: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def announced(self) -> frozenset[str]:
+        """Stream ids whose definitions this publisher sent."""
+        return frozenset(self._published)
 
     def announce(self, definition: StreamDefinition) -> None:
         """Publish `definition` (and its family) unless this publisher already did."""
@@ -147,8 +153,10 @@ class DefinitionRegistry:
                     continue
                 read += 1
                 self._take(message.key(), message.value())
-                if message.offset() + 1 >= ends.get(message.partition(), 0):
-                    ends.pop(message.partition(), None)
+            # the position, not the last message: transaction markers take offsets no message has
+            for tp in self.consumer.position([TopicPartition(self.topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    ends.pop(tp.partition)
         return read
 
     def _take(self, key: bytes | None, value: bytes | None) -> None:
