@@ -8,6 +8,7 @@ and never raises into the work it describes (see `SideChannel`).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -26,6 +27,26 @@ log = logging.getLogger(__name__)
 class KafkaHook(CheckedConnection, KafkaBaseHook):
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
+
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        """The task SDK's lookup, and outside a task the metadata DB too.
+
+        Airflow's own server components (scheduler, triggerer, dag-processor, api-server), where the
+        health and log publishers run, are not task processes: there the SDK asks the environment and
+        external secrets backends only (until the component marks itself a server, which the
+        dag-processor never does), so a connection defined in the UI would not be found."""
+        try:
+            return super().get_connection(conn_id)
+        except Exception:
+            runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+            if getattr(runner, "SUPERVISOR_COMMS", None) is not None:
+                raise  # a task process: the SDK's answer is the answer
+            try:
+                from airflow.models.connection import Connection
+            except ImportError:  # a worker without airflow-core
+                raise
+            return Connection.get_connection_from_secrets(conn_id)
 
     def client_config(self) -> dict[str, Any]:
         """The connection's librdkafka config (the provider resolves callbacks and managed auth)."""

@@ -80,6 +80,9 @@ class Threshold(ConfigModel):
             raise ValueError("give exactly one of `above` or `below`")
         return self
 
+    def describe(self) -> str:
+        return f"above {self.above:g}" if self.above is not None else f"below {self.below:g}"
+
     def bad(self, value: float) -> bool:
         return value > self.above if self.above is not None else value < (self.below or 0.0)
 
