@@ -37,4 +37,4 @@ autoscaler does) and starts a run of this DAG, whose `alert` task fails naming t
 ):
     alerts = HealthAlertsOperator(task_id="alerts")
     # AirflowFailException: the alert task fails at once, its retries unused
-    HealthAlertOperator.partial(task_id="alert").expand(alert=alerts.output)
+    HealthAlertOperator.for_each(alerts.output)

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from confluent_kafka import Consumer, Producer
+
 from datamover.hooks.kafka import KafkaHook, SideChannel
 from datamover.streams.definition import Event, StreamDefinition, definitions_topic, stream
 from datamover.streams.logs import LOGS_STREAM, LineFormat, LogEvents, LogIdentity
@@ -114,6 +116,14 @@ def host_ip() -> str:
         return "127.0.0.1"
 
 
+def ensure_log_topics(config: LogPublishingConfig, definitions: str | None = None) -> None:
+    """The topics file tailers write: events, positions (one partition), definitions (compacted)."""
+    hook = KafkaHook(config.kafka_conn_id)
+    hook.ensure_topics([config.topic], timeout=10)
+    hook.ensure_topics([config.positions_topic], partitions=1, timeout=10)
+    hook.ensure_topics([definitions or definitions_topic()], timeout=10, config=DEFINITIONS_TOPIC_CONFIG)
+
+
 def file_tailer(
     config: LogPublishingConfig,
     file: LogFileConfig,
@@ -127,14 +137,22 @@ def file_tailer(
     hook = KafkaHook(config.kafka_conn_id)
     topics = definitions or definitions_topic()
     if create_topics:
-        hook.ensure_topics([config.topic], timeout=10)
-        hook.ensure_topics([config.positions_topic], partitions=1, timeout=10)
-        hook.ensure_topics([topics], timeout=10, config=DEFINITIONS_TOPIC_CONFIG)
+        ensure_log_topics(config, topics)
+    # the connection is looked up once, now (the tailer's thread then builds clients without Airflow)
+    client = hook.client_config()
     store = KafkaTransactions(
-        producer_factory=lambda tid: hook.producer(
-            **{"transactional.id": tid, "enable.idempotence": True, "linger.ms": 20}
+        producer_factory=lambda tid: Producer(
+            {"linger.ms": 20, **client, "transactional.id": tid, "enable.idempotence": True}
         ),
-        consumer_factory=lambda gid: hook.consumer(gid, **{"isolation.level": "read_committed"}),
+        consumer_factory=lambda gid: Consumer(
+            {
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **client,
+                "group.id": gid,
+                "isolation.level": "read_committed",
+            }
+        ),
         positions_topic=config.positions_topic,
         group_id=tailer_group_id(member_id, file.path),
     )

@@ -29,10 +29,19 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
+# Imported here, in the thread that loads plugins, never first in the publishing thread (see _ForkGuard).
+from datamover.hooks.streams import StreamChannel, ensure_log_topics, file_tailer, log_identity
 from datamover.streams.definition import stream
 from datamover.streams.health import HEALTH_STREAM, HealthPublisher, Member
 from datamover.streams.logs import LOGS_STREAM, LogEvents, Record, StreamLogHandler, structlog_record
-from datamover.streams.settings import COMPONENTS, HealthConfig, health_config, log_publishing_config
+from datamover.streams.settings import (
+    COMPONENTS,
+    HealthConfig,
+    LogPublishingConfig,
+    health_config,
+    log_publishing_config,
+)
+from datamover.streams.tail import FileTailer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,41 @@ def component_of(component: Any) -> str | None:
     return next((a for a in argv if a in _CLI_COMPONENTS), None)
 
 
+class _ForkGuard:
+    """Airflow components fork (the triggerer its trigger runner, the scheduler its LocalExecutor workers,
+    the dag-processor a parser per file). A child forked while another thread holds a Python lock, e.g.
+    is half-way through an import, deadlocks on it. So the publishing thread does its setup (imports,
+    configs, the connection lookup, building clients) holding this guard, and a fork waits for it (at
+    most `wait_s`); network waits (topic creation) and the publishing loops run outside it."""
+
+    def __init__(self, wait_s: float = 15) -> None:
+        self.wait_s = wait_s
+        self._lock = threading.Lock()
+        self._held_for_fork = False
+
+    def __enter__(self) -> _ForkGuard:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def before_fork(self) -> None:
+        self._held_for_fork = self._lock.acquire(timeout=self.wait_s)
+
+    def after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the child has no publishing thread
+        self._held_for_fork = False
+
+
+_fork_guard = _ForkGuard()
+
+
 class Publishing:
     """The publishers of one process: health (a thread) and file tailers (a thread per file)."""
 
@@ -68,8 +112,8 @@ class Publishing:
         self.component: str | None = None
         self.member_id: str | None = None
         self.health: HealthPublisher | None = None
-        self.channel: Any = None  # datamover.hooks.streams.StreamChannel
-        self.tailers: list[Any] = []
+        self.channel: StreamChannel | None = None
+        self.tailers: list[FileTailer] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = threading.Event()
@@ -85,14 +129,28 @@ class Publishing:
 
     def _start(self) -> None:
         try:
-            self.component = self._component()
+            self.component = self._component()  # may wait a moment for the Job's type (no lock held)
             if self.component not in COMPONENTS or self._stop.is_set():
                 return
-            health = health_config()
-            self.member_id = health.member.member(self.component)
-            self._start_health(health)
-            if self.component != "worker":
-                self._start_tailers()
+            with _fork_guard:
+                health = health_config()
+                self.member_id = health.member.member(self.component)
+                self._build_health(health)
+                logs = log_publishing_config() if self.component != "worker" else None
+                if logs is not None and logs.enabled:
+                    self._build_tailers(logs)
+            # network waits, outside the guard
+            if self.channel is not None:
+                self.channel.create_topics(self.channel.events_topic, partitions=1)
+            if self.tailers and logs is not None:
+                try:
+                    ensure_log_topics(logs)
+                except Exception as exc:
+                    log.warning("Log topics not checked/created (%s); the tailers retry on their own", exc)
+            if self.health is not None:
+                self._spawn(self.health.run, "datamover-health")
+            for tailer in self.tailers:
+                self._spawn(tailer.run, f"datamover-tail-{os.path.basename(tailer.path)}")
         except Exception as exc:  # never into the component
             log.warning("Health/log publishing not started in %s: %s", self.component or "this process", exc)
         finally:
@@ -103,15 +161,14 @@ class Publishing:
         self._threads.append(thread)
         thread.start()
 
-    def _start_health(self, health: HealthConfig) -> None:
-        from datamover.hooks.streams import StreamChannel
-
+    def _build_health(self, health: HealthConfig) -> None:
         publisher = health.publisher
         if not publisher.enabled or self.component not in publisher.components:
             log.info("Health publishing is off for %s (health.yaml publisher)", self.component)
             return
-        # (this runs in a background thread already: creating the topics may wait for Kafka here)
-        self.channel = StreamChannel(publisher.kafka_conn_id, publisher.topic, logger=log)
+        self.channel = StreamChannel(
+            publisher.kafka_conn_id, publisher.topic, create_topics=False, logger=log
+        )
         member = health.member
         self.health = HealthPublisher(
             self.channel.publish,
@@ -121,7 +178,6 @@ class Publishing:
             poll=self.channel.channel.poll,
             logger=log,
         )
-        self._spawn(self.health.run, "datamover-health")
         log.info(
             "Publishing health of member %s every %g s on topic %s",
             self.member_id,
@@ -129,17 +185,10 @@ class Publishing:
             publisher.topic,
         )
 
-    def _start_tailers(self) -> None:
-        from datamover.hooks.streams import file_tailer
-
-        config = log_publishing_config()
-        files = [f for f in config.files if f.component == self.component]
-        if not config.enabled or not files:
-            return
-        for file in files:
-            tailer = file_tailer(config, file, self.member_id or "", logger=log)
+    def _build_tailers(self, config: LogPublishingConfig) -> None:
+        for file in (f for f in config.files if f.component == self.component):
+            tailer = file_tailer(config, file, self.member_id or "", create_topics=False, logger=log)
             self.tailers.append(tailer)
-            self._spawn(tailer.run, f"datamover-tail-{os.path.basename(file.path)}")
             log.info("Publishing the lines of %s on topic %s", file.path, config.topic)
 
     def stop(self, timeout: float = 10) -> None:
@@ -158,8 +207,6 @@ class TaskLogs:
     processor, the package operators' `self.log`) until `close()`."""
 
     def __init__(self, task_instance: Any) -> None:
-        from datamover.hooks.streams import StreamChannel, log_identity
-
         config = log_publishing_config()
         self.enabled = config.enabled and config.task_logs.enabled
         if not self.enabled:
@@ -233,7 +280,16 @@ def _forget_inherited() -> None:
     _publishing = _task_logs = None
 
 
-os.register_at_fork(after_in_child=_forget_inherited)
+def _after_fork_in_child() -> None:
+    _fork_guard.after_fork_in_child()
+    _forget_inherited()
+
+
+os.register_at_fork(
+    before=_fork_guard.before_fork,
+    after_in_parent=_fork_guard.after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def start_publishing(component: Any) -> Publishing | None:

@@ -35,11 +35,17 @@ class HealthAlertOperator(BaseOperator):
     """Fails, naming the member and what is wrong with it (map it over HealthAlertsOperator's alerts)."""
 
     template_fields: Sequence[str] = ("alert",)
+    # the map index a user sees in the UI: "<member>: <kind>"
+    MAP_INDEX = "{{ task.alert.member_id }}: {{ task.alert.kind }}"
 
     def __init__(self, *, alert: dict[str, Any], **kwargs: Any) -> None:
-        kwargs.setdefault("map_index_template", "{{ task.alert.member_id }}: {{ task.alert.kind }}")
         super().__init__(**kwargs)
         self.alert = alert
+
+    @classmethod
+    def for_each(cls, alerts: Any, task_id: str = "alert", **kwargs: Any) -> Any:
+        """One task per alert (dynamic task mapping), each named after its member."""
+        return cls.partial(task_id=task_id, map_index_template=cls.MAP_INDEX, **kwargs).expand(alert=alerts)
 
     def execute(self, context: Any) -> None:
         alert = self.alert
