@@ -49,10 +49,15 @@ class KafkaHook(CheckedConnection, KafkaBaseHook):
             return Connection.get_connection_from_secrets(conn_id)
 
     def client_config(self) -> dict[str, Any]:
-        """The connection's librdkafka config (the provider resolves callbacks and managed auth)."""
+        """The connection's librdkafka config (the provider resolves callbacks and managed auth). Looked
+        up once per hook: clients built later, e.g. in a background thread, need no second lookup."""
+        cached: dict[str, Any] | None = getattr(self, "_client_config", None)
+        if cached is not None:
+            return dict(cached)
         self.require_connection()
         try:
-            return self._build_config()
+            self._client_config = self._build_config()
+            return dict(self._client_config)
         except ValueError as exc:
             raise ConfigError(
                 f"Connection {self.conn_label!r}: {exc}. Fix the extra, e.g. "

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from datamover.streams.definition import Event, StreamDefinition
@@ -100,14 +101,31 @@ class LogEvents:
 
 
 def parse_time_ms(text: str, default_tz: Any = UTC) -> int | None:
-    """Epoch ms of an ISO-8601-like timestamp (`,` or `.` before the fraction); naive = `default_tz`."""
+    """Epoch ms of an ISO-8601-like timestamp (`,` or `.` before the fraction); naive = `default_tz`.
+    The whole seconds are parsed once per distinct second (log lines come many to a second)."""
+    if len(text) >= 19:
+        base, rest = text[:19], text[19:]
+        ms = 0
+        if rest[:1] in (".", ","):
+            zone = rest[1:].lstrip("0123456789")
+            digits = rest[1 : len(rest) - len(zone)]
+            ms = int((digits + "000")[:3]) if digits else 0
+            rest = zone
+        seconds = _epoch_seconds(base, rest, default_tz)
+        if seconds is not None:
+            return seconds * 1000 + ms
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _epoch_seconds(base: str, zone: str, default_tz: Any) -> int | None:
     try:
-        value = datetime.fromisoformat(text.replace(",", "."))
+        value = datetime.fromisoformat(base.replace(",", ".") + zone)
     except ValueError:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=default_tz)
-    return int(value.timestamp() * 1000)
+    return int(value.timestamp())
 
 
 @dataclass(frozen=True)
@@ -131,13 +149,15 @@ class LineFormat:
     def parse(self, line: str, now_ms: int) -> Record:
         m = self._pattern.match(line)
         fields = m.groupdict() if m else {}
-        time_ms = parse_time_ms(fields["time"]) if fields.get("time") else None
+        stamp = fields.get("time")
+        time_ms = parse_time_ms(stamp) if stamp else None
         priority = (fields.get("priority") or self.default_priority).upper()
+        message = fields.get("message")
         return Record(
             time_ms=time_ms if time_ms is not None else now_ms,
             priority=PRIORITIES.get(priority, priority),
             logger=fields.get("logger") or self.default_logger,
-            message=fields["message"] if fields.get("message") is not None else line,
+            message=message if message is not None else line,
         )
 
 

@@ -2,13 +2,17 @@
 truncation, restarts, crashes and Kafka outages.
 
 The file itself is the buffer. Records (a line plus its stack trace lines, see logs.Assembler) are sent
-in Kafka transactions, and each transaction also commits the file position after its last record
-(device, inode, offset and a hash of the file's first bytes) as the consumer-group offset of a group of
-its own (`send_offsets_to_transaction`). So the events and the position are committed together or not
-at all; after any failure (broker down, producer fenced, process killed) the tailer reads the committed
-position back (a read_committed fetch waits for a transaction in doubt) and goes on from there. Memory
-is bounded by one batch; while Kafka is down nothing is read ahead. Consumers read with
-`isolation.level=read_committed`.
+in Kafka transactions, and each transaction also writes the file position after its last record (device,
+inode, offset and a hash of the file's first bytes) to the compacted positions topic, keyed by the
+tailer (member and path). So the events and the position are committed together or not at all; after
+any failure (broker down, producer fenced, process killed) the tailer starts a new producer (which ends
+any transaction of its predecessor), reads its last committed position back with read_committed and goes
+on from there. Memory is bounded by one batch; while Kafka is down nothing is read ahead. Consumers read
+with `isolation.level=read_committed`.
+
+(Not consumer-group offsets through `send_offsets_to_transaction`: librdkafka's call ignores its
+timeout when the group coordinator goes away, confluentinc/librdkafka#5456 and #5511, and a broker
+restart left the tailer hanging in it for good.)
 
 Rotation (the path now names a new file): the old file is read to its end, and once it stayed unchanged
 for `rotate_grace_s` the new file is read from its start. After a restart, a committed position whose file
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from datamover.streams.logs import Assembler, LineFormat, LogEvents, Record
 from datamover.streams.registry import EventPublisher
@@ -56,21 +60,21 @@ class Position:
     sig: str = ""  # sha256 of the first sig_len bytes of the file
     sig_len: int = 0
 
-    def metadata(self, path: str) -> str:
-        return json.dumps(
-            {"path": path, "dev": self.dev, "inode": self.inode, "sig": self.sig, "sig_len": self.sig_len},
-            separators=(",", ":"),
-        )
-
     @classmethod
-    def from_committed(cls, offset: int, metadata: str | None) -> Position | None:
-        if offset < 0 or not metadata:
+    def from_json(cls, value: bytes | None) -> Position | None:
+        if not value:
             return None
         try:
-            doc = json.loads(metadata)
-            return cls(int(doc["dev"]), int(doc["inode"]), offset, str(doc["sig"]), int(doc["sig_len"]))
+            doc = json.loads(value)
+            return cls(
+                int(doc["dev"]), int(doc["inode"]), int(doc["offset"]), str(doc["sig"]), int(doc["sig_len"])
+            )
         except (ValueError, KeyError, TypeError):
             return None
+
+    def to_json(self, path: str) -> bytes:
+        doc = {"path": path, **{k: getattr(self, k) for k in ("dev", "inode", "offset", "sig", "sig_len")}}
+        return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def head_signature(fd: int, length: int) -> str:
@@ -94,61 +98,79 @@ class TailOptions:
 
 
 class KafkaTransactions:
-    """Events plus the file position, committed in one Kafka transaction (see the module doc)."""
+    """Events plus the file position, committed in one Kafka transaction (see the module doc).
+
+    The position is the last record with the tailer's key in partition 0 of the compacted positions
+    topic; reading it back waits until every transaction begun before the read has ended (a
+    read_committed consumer stops at the first open one), which takes at most the transaction timeout."""
 
     def __init__(
         self,
         producer_factory: Callable[[str], Producer],
         consumer_factory: Callable[[str], Consumer],
         positions_topic: str,
-        group_id: str,
+        key: str,
         timeout_s: float = 30,
     ) -> None:
         self.producer_factory = producer_factory
         self.consumer_factory = consumer_factory
         self.positions_topic = positions_topic
-        self.group_id = group_id
+        self.key = key
         self.timeout_s = timeout_s
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
 
     @property
-    def consumer(self) -> Consumer:
-        if self._consumer is None:
-            self._consumer = self.consumer_factory(self.group_id)
-        return self._consumer
-
-    @property
     def producer(self) -> Producer:
         if self._producer is None:
-            producer = self.producer_factory(self.group_id)
-            producer.init_transactions(self.timeout_s)  # fences an older instance, ends its open transaction
+            producer = self.producer_factory(self.key)  # transactional.id = the tailer's key
+            producer.init_transactions(self.timeout_s)  # fences an older instance, ends its transaction
             self._producer = producer
         return self._producer
 
     def committed(self, path: str) -> Position | None:
-        """The last committed position (waits while a transaction of ours is in doubt)."""
+        """The last committed position. Starts the producer first, so no transaction of ours is open."""
+        _ = self.producer
+        if self._consumer is None:
+            self._consumer = self.consumer_factory(f"{self.key}.positions")
+        consumer = self._consumer
         tp = TopicPartition(self.positions_topic, 0)
-        result = self.consumer.committed([tp], timeout=self.timeout_s)[0]
-        if result.error is not None:
-            raise KafkaException(result.error)
-        return Position.from_committed(result.offset, result.metadata)
+        low, end = consumer.get_watermark_offsets(tp, timeout=self.timeout_s)
+        if end <= low:
+            return None
+        consumer.assign([TopicPartition(self.positions_topic, 0, OFFSET_BEGINNING)])
+        key = self.key.encode()
+        found: bytes | None = None
+        deadline = time.monotonic() + 2 * self.timeout_s
+        try:
+            while consumer.position([tp])[0].offset < end:  # (OFFSET_INVALID < 0 before the first fetch)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"positions topic {self.positions_topic}: not read to offset {end} in time "
+                        "(a transaction stays open?)"
+                    )
+                for message in consumer.consume(1000, timeout=0.5):
+                    if message.error() is None and message.key() == key:
+                        found = message.value()
+        finally:
+            consumer.unassign()
+        return Position.from_json(found)
 
     def commit(self, messages: list[tuple[str, bytes | None, bytes]], position: Position, path: str) -> None:
         producer = self.producer
         try:
             producer.begin_transaction()
-            for topic, key, value in messages:
+            for topic, key, value in [
+                *messages,
+                (self.positions_topic, self.key.encode(), position.to_json(path)),
+            ]:
+                partition = 0 if topic == self.positions_topic else -1
                 while True:
                     try:
-                        producer.produce(topic, key=key, value=value)
+                        producer.produce(topic, key=key, value=value, partition=partition)
                         break
                     except BufferError:
                         producer.poll(0.05)
-            offsets = [TopicPartition(self.positions_topic, 0, position.offset, position.metadata(path))]
-            producer.send_offsets_to_transaction(
-                offsets, self.consumer.consumer_group_metadata(), self.timeout_s
-            )
             producer.commit_transaction(self.timeout_s)
         except Exception:
             self.reset(abort=True)
@@ -542,8 +564,8 @@ class FileTailer:
         return 0
 
 
-def tailer_group_id(member_id: str, path: str) -> str:
-    """The consumer group (and transactional id) of one file's tailer on one member."""
+def tailer_key(member_id: str, path: str) -> str:
+    """One file's tailer on one member: its transactional id and its key on the positions topic."""
     digest = hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16]
     return f"datamover.tail.{member_id}.{digest}"
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
+from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, task
@@ -17,6 +20,13 @@ with DAG(
 
     @task
     def speak(count: int = 5) -> int:
+        # the outage test: say "ready", then wait for its "go" (the broker is stopped in between)
+        if ready := os.environ.get("LOG_PROBE_READY"):
+            Path(ready).touch()
+            go = Path(os.environ["LOG_PROBE_GO"])
+            deadline = time.monotonic() + 300
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
         log = logging.getLogger("datamover.probe")
         for i in range(count):
             log.info("probe line %d", i)
