@@ -9,7 +9,7 @@ SERVICES := scripts/services
 # Every Airflow command runs with the local environment (AIRFLOW_HOME in .state/, ports, ...).
 WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/.state/bootstrap/bin:$$PATH" &&
 
-.PHONY: help setup services-up services-down services-status airflow-init settings demo test test-unit \
+.PHONY: help setup services-up services-down services-status airflow-init settings sample-data demo test test-unit \
         lint standalone bench clean
 
 help:
@@ -39,15 +39,23 @@ services-down:
 services-status:
 	bash $(SERVICES) status
 
-# Create/upgrade the SQLite metadata DB and load airflow_settings.yaml (idempotent).
-airflow-init: setup
+# Create/upgrade this checkout's metadata DB (its own database in the local PostgreSQL), load
+# airflow_settings.yaml and serialize the DAGs (idempotent).
+airflow-init: services-up
+	bash $(SERVICES) airflow-db
 	$(WITH_ENV) mkdir -p "$$AIRFLOW_HOME" && airflow db migrate >"$$AIRFLOW_HOME/db-migrate.log" 2>&1 \
 		|| { tail -n 30 "$$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 	$(WITH_ENV) python -m datamover.settings_loader airflow_settings.yaml
+	$(WITH_ENV) airflow dags reserialize >"$$AIRFLOW_HOME/reserialize.log" 2>&1 \
+		|| { tail -n 30 "$$AIRFLOW_HOME/reserialize.log"; exit 1; }
 
 settings: airflow-init
 
-demo: services-up airflow-init
+# The local sample data: egress demo tables, sample Ark Logs in the configured storage folder, the Ark bucket.
+sample-data: services-up
+	$(WITH_ENV) python -m tests.support.local_samples
+
+demo: airflow-init sample-data
 	$(WITH_ENV) bash scripts/demo
 
 test: services-up airflow-init
@@ -60,7 +68,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-standalone: services-up airflow-init
+standalone: airflow-init sample-data
 	$(WITH_ENV) airflow standalone
 
 # Every benchmark, one after the other (each prints its own figures and ratios).

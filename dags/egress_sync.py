@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 
+from datamover import params
 from datamover.assets import EGRESS_DUMPS
 from datamover.dag_defaults import default_args
 from datamover.operators.s3_mirror import S3MirrorOperator, S3MirrorPlanOperator, S3MirrorSummaryOperator
 
 with DAG(
     dag_id="egress_sync",
+    description="Mirror the egress dump bucket/path from S3 to Ceph (the seed's mc mirror job)",
     # Daily (covering the previous day, like egress_dump), and as soon as egress_dump publishes a day.
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("30 3 * * *", timezone="UTC", interval=timedelta(days=1)),
@@ -22,18 +24,15 @@ with DAG(
     catchup=False,
     max_active_runs=1,  # a run aborts unfinished multipart uploads left in its scope by a killed run
     default_args=default_args(),
+    render_template_as_native_obj=True,
     tags=["egress", "sync", "datamover"],
     params={
-        "scope": Param(
-            "day", enum=["day", "all"], description="day: only the run's date folder; all: whole tree"
+        "scope": params.choice(
+            "day", ["day", "all"], "day: the date folders of the run (one per dump event); all: whole tree"
         ),
-        "remove_extraneous": Param(
-            False, type="boolean", description="Delete destination objects that are not at the source"
-        ),
-        "max_delete": Param(1000, type="integer", minimum=0, description="Safety cap on deletions per shard"),
-        "shards": Param(
-            2, type="integer", minimum=1, maximum=64, description="Parallel copy tasks (key ranges)"
-        ),
+        "remove_extraneous": params.switch("Delete destination objects that are not at the source."),
+        "max_delete": params.number(1000, "Safety cap on deletions per shard.", 0, 1_000_000),
+        "shards": params.number(2, "Parallel copy tasks (key ranges) per date folder.", 1, 64),
     },
     doc_md="""
 ### egress_sync: S3 -> Ceph mirror
@@ -50,8 +49,10 @@ clusters (no server-side copy), in parallel across objects and across parts of l
 * **summary**: logs `Total: X MiB, Transferred: Y MiB, Speed: Z MiB/s` and the counts, pushes them to
   the Pushgateway (job `egress_sync`), returns them.
 
-Params: `scope` (`day` = one date folder `YYYY-MM-DD/`: the date in the dump's asset event, else the
-data interval start as in egress_dump, so `dags test egress_sync 2026-01-06` syncs `2026-01-05/`; `all`),
+Params: `scope` (`day` = date folders `YYYY-MM-DD/`: the date of **every** dump asset event the run
+consumed - several when dump runs queued up, e.g. after a backfill - each summarized on its own line;
+without events the data interval start as in egress_dump, so `dags test egress_sync 2026-01-06` syncs
+`2026-01-05/`; `all`),
 `remove_extraneous` (off by default; never after a failed source listing; capped by `max_delete`), `shards`.
 """,
 ):

@@ -16,14 +16,15 @@ key and the fix.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from datamover.errors import ConfigError
 
@@ -32,6 +33,27 @@ CONFIG_DIR_ENV = "DATAMOVER_CONFIG_DIR"
 CONFIG_DIR_VARIABLE = "datamover_config_dir"
 
 M = TypeVar("M", bound=BaseModel)
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _bucket(value: str) -> str:
+    if not _BUCKET.match(value) or ".." in value:
+        raise ValueError(
+            "is not a valid S3 bucket name (3-63 characters: lowercase letters, digits, '.', '-')"
+        )
+    return value
+
+
+def _prefix(value: str) -> str:
+    if value.startswith("/") or "//" in value or value.endswith("/"):
+        raise ValueError("must be a key prefix without leading, trailing or double slashes (e.g. 'daily')")
+    return value
+
+
+BucketName = Annotated[str, AfterValidator(_bucket)]
+KeyPrefix = Annotated[str, AfterValidator(_prefix)]
 
 
 class ConfigModel(BaseModel):
@@ -139,3 +161,19 @@ def load_config(model: type[M], name: str, overrides: Mapping[str, Any] | None =
     text, where = config_source(name)
     data = with_overrides(parse_yaml(text, where), overrides)
     return validate(model, data, where + (" with the run's params" if overrides else ""))
+
+
+# The form's three-state switch: keep the file's value, or override it either way. A nullable boolean
+# would be drawn like "false" in the trigger form although it means "as configured".
+TRI_STATE = ("config", "yes", "no")
+
+
+def tri_state(value: Any, name: str) -> bool | None:
+    """A trigger-form switch: "config" (or None) keeps the file's value, "yes"/"no" override it."""
+    if value in (None, "", "config"):
+        return None
+    if value in ("yes", "no"):
+        return value == "yes"
+    if isinstance(value, bool):  # a conf sent by the API or CLI may use true/false directly
+        return value
+    raise ConfigError(f"DAG param {name!r} = {value!r}: use 'config', 'yes' or 'no'.")

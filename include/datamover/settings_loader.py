@@ -26,7 +26,13 @@ _CONN_FIELDS = {
 
 
 def read_settings(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    data = parse_yaml(Path(path).read_text(encoding="utf-8"), str(path)) or {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{path} cannot be read: {exc.strerror}. Fix: pass the settings file's path."
+        ) from None
+    data = parse_yaml(text, str(path)) or {}
     section = data.get("airflow") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: expected a top-level 'airflow:' mapping (Astro CLI settings format).")

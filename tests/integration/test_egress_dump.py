@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -21,15 +23,16 @@ from botocore.exceptions import ClientError
 
 from datamover.egress.bucket import BucketRules, check_bucket, preflight
 from datamover.egress.config import TableSpec
-from datamover.egress.demo_seed import seed
 from datamover.egress.dump import TableDump, dump_table, prepare_session
 from datamover.egress.pipeline import StreamTuning
 from datamover.egress.sql import Interval
-from datamover.errors import ConnectionCheckError, SourceError
+from datamover.errors import ConfigError, UnknownSourceError
 from datamover.units import MIB
-from tests.conftest import moto_endpoint, run_airflow
+from tests.conftest import deployment_config, moto_client, run_airflow
+from tests.support.egress_seed import seed
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 SCHEMA = "egress_it"
 BUCKET = "egress-dump-it"
@@ -76,7 +79,7 @@ def dsn() -> str:
 
 @pytest.fixture(scope="module")
 def s3() -> Any:
-    return moto_endpoint("test").client()
+    return moto_client()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -175,9 +178,7 @@ def test_multipart_object_and_rerun_give_the_same_bytes(dsn: str, s3: Any, threa
 
 
 def test_incremental_selects_exactly_the_interval(dsn: str, s3: Any) -> None:
-    spec = TableSpec(
-        name="events", schema=SCHEMA, mode="incremental", timestamp_column="at", order_by=("id",)
-    )
+    spec = TableSpec(name="events", schema=SCHEMA, mode="incremental", timestamp_column="at", order_by=["id"])
     result = dump(dsn, s3, spec, "t/events.csv.gz", Interval(DAY, DAY + timedelta(days=1)))
     lines = gzip.decompress(get(s3, "t/events.csv.gz")).decode().splitlines()
     assert lines[0] == "id,at"
@@ -200,7 +201,7 @@ def test_hash_columns_export_sha256(dsn: str, s3: Any) -> None:
     dump(
         dsn,
         s3,
-        TableSpec(name="people", schema=SCHEMA, hash_columns=("email",), order_by=("id",)),
+        TableSpec(name="people", schema=SCHEMA, hash_columns=["email"], order_by=["id"]),
         "t/people.csv.gz",
     )
     digest = hashlib.sha256(b"a@example.com").hexdigest()
@@ -215,13 +216,13 @@ def test_hash_columns_export_sha256(dsn: str, s3: Any) -> None:
             "Table 'no_such_table': relation egress_it.no_such_table",
         ),
         (
-            TableSpec(name="events", schema=SCHEMA, columns=("id", "colour")),
+            TableSpec(name="events", schema=SCHEMA, columns=["id", "colour"]),
             "column(s) 'colour' do not exist",
         ),
     ],
 )
 def test_unknown_table_or_column_fails_naming_it(dsn: str, s3: Any, spec: TableSpec, message: str) -> None:
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(UnknownSourceError) as err:
         dump(dsn, s3, spec, f"t/{spec.name}-unknown.csv.gz")
     assert message in str(err.value)
     with pytest.raises(ClientError):
@@ -264,7 +265,7 @@ def bare_bucket(s3: Any) -> Iterator[str]:
 
 def test_preflight_catches_a_bucket_without_rules(s3: Any, bare_bucket: str) -> None:
     rules = BucketRules(14, prefix="daily")
-    with pytest.raises(ConnectionCheckError) as err:
+    with pytest.raises(ConfigError) as err:
         preflight(s3, bare_bucket, rules, create_missing=False)
     assert "has no default server-side encryption" in str(err.value)
     assert "no enabled lifecycle rule expiring objects under 'daily' after 14 days" in str(err.value)
@@ -355,19 +356,22 @@ def test_dags_test_dumps_the_day_with_a_manifest(dsn: str, s3: Any) -> None:
 
 def test_a_failing_table_blocks_the_manifest_but_not_the_others(s3: Any, tmp_path: Path) -> None:
     bucket = "egress-dump-it-dag"
-    config = tmp_path / "egress_dump.yaml"
-    config.write_text(f"""
-destination: {{bucket: {bucket}, prefix: daily}}
-tables:
-  - {{name: subscription_capacity, schema: egress_demo}}
-  - {{name: vanished_table, schema: egress_demo}}
-""")
+    env = deployment_config(
+        tmp_path / "config",
+        egress_dump={
+            "destination": {"bucket": bucket, "prefix": "daily"},
+            "tables": [
+                {"name": "subscription_capacity", "schema": "egress_demo"},
+                {"name": "vanished_table", "schema": "egress_demo"},
+            ],
+        },
+    )
     today = datetime.now(UTC).date()
     day = (today - timedelta(days=1)).isoformat()
-    result = run_airflow(
-        "dags", "test", "egress_dump", today.isoformat(), "--conf", json.dumps({"config_path": str(config)})
-    )
+    started = time.monotonic()
+    result = run_airflow("dags", "test", "egress_dump", today.isoformat(), env=env)
     output = result.stdout + result.stderr
+    assert "up_for_retry" not in output.lower() and time.monotonic() - started < 120  # failed at once
     assert "Table 'vanished_table': relation egress_demo.vanished_table does not exist" in output
     assert "Table 'subscription_capacity': Dump uploaded to intermediate storage." in output
     s3.head_object(Bucket=bucket, Key=f"daily/{day}/subscription_capacity.csv.gz")
@@ -390,8 +394,42 @@ def test_snapshot_table_refuses_a_past_day_unless_allowed(dsn: str, s3: Any) -> 
         s3.head_object(Bucket="egress-dumps", Key="daily/2026-01-09/_manifest.json")
 
     allowed = run_airflow(
-        "dags", "test", "egress_dump", "2026-01-10", "--conf", json.dumps({"allow_snapshot_backfill": True})
+        "dags", "test", "egress_dump", "2026-01-10", "--conf", json.dumps({"allow_snapshot_backfill": "yes"})
     )
     assert allowed.returncode == 0, (allowed.stdout + allowed.stderr)[-3000:]
     manifest = _manifest(s3, "egress-dumps", "2026-01-09")
     assert {t["table"]: t["rows"] for t in manifest["tables"]}["tally_snapshots"] == 0  # no rows that day
+
+
+def test_a_malformed_config_fails_at_once_and_other_dags_still_import(tmp_path: Path) -> None:
+    """Bad YAML fails the run in seconds, naming the file, without retries; and since no DAG file reads
+    a config at import, every DAG still parses."""
+    env = deployment_config(tmp_path / "config", egress_dump="destination: {bucket: b-1\ntables: [")
+    started = time.monotonic()
+    result = run_airflow("dags", "test", "egress_dump", datetime.now(UTC).date().isoformat(), env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "egress_dump.yaml is not valid YAML" in output
+    assert "up_for_retry" not in output.lower() and time.monotonic() - started < 60
+    code = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "bag = DagBag(sys.argv[1]); print(json.dumps([bag.import_errors, sorted(bag.dag_ids)]))"
+    )
+    parsed = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=True,
+    )
+    errors, dag_ids = json.loads(parsed.stdout.strip().splitlines()[-1])
+    assert errors == {} and {"egress_dump", "egress_sync", "ark_offload", "catalog_ingest"} <= set(dag_ids)
+
+
+def test_an_unknown_table_in_the_form_fails_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    conf = json.dumps({"tables": ["tally_snapshot"]})
+    result = run_airflow("dags", "test", "egress_dump", datetime.now(UTC).date().isoformat(), "--conf", conf)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "DAG param 'tables': 'tally_snapshot' not in" in output
+    assert "choose from tally_snapshots, subscription_capacity" in output
+    assert "up_for_retry" not in output.lower() and time.monotonic() - started < 60

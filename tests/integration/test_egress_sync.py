@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import subprocess
 import sys
@@ -16,11 +15,12 @@ from collections.abc import Iterator
 import pytest
 from boto3.s3.transfer import TransferConfig
 
+from datamover.hooks.s3 import ObjectStoreHook
 from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, Side, check_side
 from datamover.mirror.plan import Action
-from datamover.s3client import S3Endpoint, S3Path
+from datamover.s3 import S3Path
 from datamover.units import MIB
-from tests.conftest import AWKWARD_KEYS, ceph_endpoint, moto_endpoint, run_airflow
+from tests.conftest import AWKWARD_KEYS, aws_connection, run_airflow
 
 pytestmark = pytest.mark.integration
 
@@ -36,22 +36,26 @@ def empty_prefix(client, bucket: str, prefix: str) -> None:
         client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
 
 
+def side(conn_id: str, path: S3Path, alias: str, **client: object) -> Side:
+    return Side(ObjectStoreHook(conn_id).client(**client), path, conn_id, alias)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def sides() -> Iterator[tuple[Side, Side]]:
     """A fresh source folder in moto and destination folder in Ceph, emptied afterwards."""
     run = uuid.uuid4().hex[:8]
-    src = Side.connect(moto_endpoint("egress_input"), S3Path(SRC_BUCKET, f"in-{run}/daily"), "input")
-    dst = Side.connect(ceph_endpoint(), S3Path(DST_BUCKET, f"out-{run}/dh-secure"), "output")
-    check_side(src, create_bucket=True)
-    check_side(dst, create_bucket=True)
+    src = side("egress_input", S3Path(SRC_BUCKET, f"in-{run}/daily"), "input")
+    dst = side("egress_output", S3Path(DST_BUCKET, f"out-{run}/dh-secure"), "output")
+    check_side(src, create_missing=True)
+    check_side(dst, create_missing=True)
     yield src, dst
     empty_prefix(src.client, SRC_BUCKET, f"in-{run}/")
     empty_prefix(dst.client, DST_BUCKET, f"out-{run}/")
 
 
-def put(side: Side, rel: str, data: bytes, part_mib: int = 8) -> None:
+def put(side: Side, rel: str, data: bytes, part_mib: int = 8, **extra: object) -> None:
     cfg = TransferConfig(multipart_threshold=part_mib * MIB, multipart_chunksize=part_mib * MIB)
-    side.client.upload_fileobj(io.BytesIO(data), side.path.bucket, side.key(rel), Config=cfg)
+    side.client.upload_fileobj(io.BytesIO(data), side.path.bucket, side.key(rel), Config=cfg, ExtraArgs=extra)
 
 
 def tree(side: Side) -> dict[str, tuple[int, str]]:
@@ -168,29 +172,30 @@ def test_source_object_deleted_mid_run_is_reported_and_skipped(sides: tuple[Side
 
 def test_wrong_credentials_fail_fast_naming_the_connection(sides: tuple[Side, Side]) -> None:
     src, dst = sides
-    bad = Side.connect(ceph_endpoint(secret="wrong-secret"), dst.path, "output")
+    aws_connection("egress_output_bad_key", service="ceph", password="wrong-secret")
+    bad = side("egress_output_bad_key", dst.path, "output")
     t = time.monotonic()
-    with pytest.raises(MirrorAuthError, match=r"'egress_output'.*credentials"):
+    with pytest.raises(MirrorAuthError, match=r"'egress_output_bad_key'.*credentials"):
         check_side(bad)
-    with pytest.raises(MirrorAuthError, match="egress_output"):
+    with pytest.raises(MirrorAuthError, match="egress_output_bad_key"):
         Mirror(src, bad).run()
     assert time.monotonic() - t < 10
 
 
 def test_unreachable_destination_names_the_connection() -> None:
-    ep = S3Endpoint("http://127.0.0.1:9", access_key="k", secret_key="s", label="egress_output")
-    gone = Side(ep.client(retries=2, connect_timeout=2), S3Path("b"), "egress_output", "output")
-    with pytest.raises(Exception, match=r"'egress_output'.*cannot reach"):
+    aws_connection("egress_output_gone", endpoint_url="http://127.0.0.1:9")
+    gone = side("egress_output_gone", S3Path("b"), "output", retries=2, connect_timeout=2)
+    with pytest.raises(Exception, match=r"'egress_output_gone'.*cannot reach"):
         check_side(gone)
 
 
 KILLED_COPY = textwrap.dedent("""
     import sys
-    from datamover.mirror.engine import Mirror, MirrorOptions, Side
-    from datamover.s3client import S3Endpoint, S3Path
-    from tests.conftest import ceph_endpoint, moto_endpoint
-    src = Side.connect(moto_endpoint("egress_input"), S3Path.parse(sys.argv[1]), "input")
-    dst = Side.connect(ceph_endpoint(), S3Path.parse(sys.argv[2]), "output")
+    from datamover.mirror.engine import Mirror, MirrorOptions
+    from datamover.s3 import S3Path
+    from tests.integration.test_egress_sync import side
+    src = side("egress_input", S3Path.parse(sys.argv[1]), "input")
+    dst = side("egress_output", S3Path.parse(sys.argv[2]), "output")
     # one object and one part at a time, so the kill lands mid-upload
     Mirror(src, dst, MirrorOptions(object_workers=1, part_workers=1, max_buffer_bytes=8 << 20)).run()
 """)
@@ -239,19 +244,73 @@ def test_airflow_dags_test_egress_sync(sides: tuple[Side, Side], monkeypatch: py
     put(src, "2026-01-05/t1.csv.gz", b"one" * 1000)
     put(src, "2026-01-05/sub/t2.csv.gz", b"two" * 1000)
     put(src, "2026-01-04/other-day.csv.gz", b"not in scope")
-    sides = (("EGRESS_INPUT", moto_endpoint("egress_input"), src), ("EGRESS_OUTPUT", ceph_endpoint(), dst))
-    for conn_id, ep, side in sides:
-        conn = {
-            "conn_type": "aws",
-            "login": ep.access_key,
-            "password": ep.secret_key,
-            "extra": {"endpoint_url": ep.endpoint_url, "path": f"{side.path.bucket}/{side.path.prefix}"},
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(conn))
+    for conn_id, service, path in (("egress_input", "moto", src.path), ("egress_output", "ceph", dst.path)):
+        saved = os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]
+        aws_connection(conn_id, service=service, path=f"{path.bucket}/{path.prefix}")
+        test_value = os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"]
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = saved
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", test_value)  # restored after the test
     # data interval [2026-01-05, 2026-01-06): the folder of the 5th, as egress_dump writes it
     proc = run_airflow("dags", "test", "egress_sync", "2026-01-06")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "Total: 0.01 MiB, Transferred: 0.01 MiB" in out
-    assert "Copied: 2, Skipped: 0, Removed: 0, Failed: 0, Vanished: 0" in out
+    assert "Copied: 2, Updated: 0, Skipped: 0, Removed: 0, Failed: 0, Vanished: 0" in out
     assert sorted(tree(dst)) == ["2026-01-05/sub/t2.csv.gz", "2026-01-05/t1.csv.gz"]
+
+
+def test_multipart_headers_and_metadata_are_mirrored_and_kept_in_step(sides: tuple[Side, Side]) -> None:
+    """A multipart source with Content-Type, Content-Encoding and user metadata arrives with all of them
+    (they come from the object, not from a part HEAD); later metadata-only changes at the source are
+    carried over: in place when the source kept its ETag, by a new copy when the change gave it one."""
+    src, dst = sides
+    big, small = "2026-01-05/big.bin", "2026-01-05/small.json"
+    headers = {"ContentType": "application/x-big", "ContentEncoding": "identity", "CacheControl": "no-cache"}
+    put(src, big, os.urandom(40 * MIB), part_mib=5, Metadata={"origin": "summit", "run": "42"}, **headers)
+    put(src, small, b'{"a": 1}', Metadata={"origin": "summit"}, ContentType="application/json")
+    assert tree(src)[big][1].endswith("-8")
+    first = Mirror(src, dst).run()
+    assert (first.copied, first.failed) == (2, 0)
+    head = dst.client.head_object(Bucket=dst.path.bucket, Key=dst.key(big))
+    assert {k: head.get(k) for k in headers} == headers
+    assert user_metadata(head) == {"origin": "summit", "run": "42"}
+    assert strip(head["ETag"]) == tree(src)[big][1]  # the source's own part layout
+
+    time.sleep(1.1)  # LastModified has one-second resolution
+    for rel, content_type, run in ((big, "application/x-bigger", "43"), (small, "text/plain", "7")):
+        src.client.copy_object(
+            Bucket=src.path.bucket,
+            Key=src.key(rel),
+            CopySource={"Bucket": src.path.bucket, "Key": src.key(rel)},
+            MetadataDirective="REPLACE",
+            Metadata={"origin": "summit", "run": run},
+            ContentType=content_type,
+        )
+    assert tree(src)[small][1] == tree(dst)[small][1]  # same bytes, same MD5 ETag: only metadata changed
+    second = Mirror(src, dst).run()
+    assert (second.updated, second.failed) == (1, 0)  # the small one, in place, no bytes sent again
+    assert second.copied == 1 and second.transferred_bytes == 40 * MIB  # the big one has a new ETag
+    for rel, content_type, run in ((big, "application/x-bigger", "43"), (small, "text/plain", "7")):
+        head = dst.client.head_object(Bucket=dst.path.bucket, Key=dst.key(rel))
+        assert (head["ContentType"], user_metadata(head)) == (content_type, {"origin": "summit", "run": run})
+    assert_mirrored(src, dst)
+    third = Mirror(src, dst).run()
+    assert (third.copied, third.updated, third.skipped) == (0, 0, 2)  # in step again: listings only
+
+
+def user_metadata(head: dict) -> dict[str, str]:
+    return {k: v for k, v in head["Metadata"].items() if k != "datamover-source-etag"}
+
+
+def strip(etag: str) -> str:
+    return etag.strip('"')
+
+
+def test_a_missing_destination_bucket_is_created(sides: tuple[Side, Side]) -> None:
+    _, dst = sides
+    fresh = side("egress_output", S3Path(f"sync-fresh-{uuid.uuid4().hex[:8]}", "x"), "output")
+    try:
+        assert check_side(fresh, create_missing=True) == f"egress_output: created bucket {fresh.path.bucket}"
+        assert check_side(fresh) == f"egress_output: {fresh.path} readable"
+    finally:
+        dst.client.delete_bucket(Bucket=fresh.path.bucket)

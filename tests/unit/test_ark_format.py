@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from datamover.ark.format import (
-    MANIFEST_NAME,
-    ManifestError,
-    detect,
-    generate_junk,
-    generate_log,
-    parse_manifest,
-    sha256_of,
-)
-from datamover.ark.scan import scan, select, table
-from datamover.errors import ConfigError
+from datamover.ark.format import MANIFEST_NAME, ManifestError, detect, parse_manifest, sha256_of
+from datamover.ark.scan import scan, table, unknown_names
+from tests.support.ark_samples import generate_junk, generate_log
 
 
 def test_generated_log_is_detected_with_its_summary(tmp_path: Path) -> None:
@@ -163,12 +155,17 @@ def test_scan_table_and_selection(tmp_path: Path) -> None:
     generate_junk(tmp_path)
     result = scan(tmp_path, settle_seconds=0)
     json.dumps(result)  # XCom-able
+    assert [lg["name"] for lg in result["logs"]] == ["run_a", "run_b"]
+    assert set(result["logs"][0]) == {
+        "name",
+        "start_time",
+        "duration_s",
+        "size",
+        "file_count",
+    }  # no checksums
     text = table(result)
     assert "run_a" in text and "run_b" in text and "corrupt_manifest" in text and "Non-Ark data" in text
-    assert [s["name"] for s in select(result, [])] == ["run_a", "run_b"]
-    assert [s["name"] for s in select(result, ["run_b"])] == ["run_b"]
-    with pytest.raises(ConfigError) as err:
-        select(result, ["run_b", "nope", "corrupt_manifest"])
-    message = str(err.value)
+    non_ark = {r["path"]: r["reason"] for r in result["non_ark"]}
+    message = unknown_names(["run_a", "run_b"], non_ark, ["nope", "corrupt_manifest"], str(tmp_path))
     assert "'nope' (not found)" in message and "Ark Logs found: run_a, run_b" in message
     assert "'corrupt_manifest' (not an Ark Log: corrupt manifest" in message

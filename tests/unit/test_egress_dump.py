@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from datamover.config import load_config, validate
 from datamover.egress.bucket import BucketRules, _rule_covers
-from datamover.egress.config import DEFAULT_CONFIG, TableSpec, load_config, parse_config
+from datamover.egress.config import EgressDumpConfig, TableSpec
 from datamover.egress.dump import check_snapshot_allowed, parse_interval
 from datamover.egress.manifest import build_manifest
 from datamover.egress.pipeline import GzipEncoder, StreamTuning
 from datamover.egress.plan import plan_run
 from datamover.egress.sql import Interval, build_copy, build_select, select_columns
-from datamover.errors import ConfigError, SourceError
+from datamover.errors import ConfigError, UnknownSourceError
 
 BASE = {"destination": {"bucket": "egress-dumps", "prefix": "daily"}, "tables": [{"name": "t"}]}
 DAY = datetime(2026, 1, 10, tzinfo=UTC)
@@ -26,16 +27,29 @@ def cfg(**changes: object) -> dict:
     return data
 
 
-def test_shipped_config_is_valid() -> None:
-    config = load_config(DEFAULT_CONFIG)
-    assert config.bucket == "egress-dumps" and config.prefix == "daily"
+def parse_config(data: dict, where: str) -> EgressDumpConfig:
+    return validate(EgressDumpConfig, data, where)
+
+
+def test_shipped_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATAMOVER_CONFIG_DIR", raising=False)
+    config = load_config(EgressDumpConfig, "egress_dump")
+    assert config.destination.bucket == "egress-dumps" and config.destination.prefix == "daily"
     assert {t.mode for t in config.tables} == {"snapshot", "incremental"}
 
 
 def test_defaults() -> None:
     config = parse_config(cfg(), "x.yaml")
-    assert (config.compression_level, config.lifecycle_days, config.enforce_bucket_rules) == (1, 14, True)
-    assert config.tables == (TableSpec(name="t"),)
+    assert (
+        config.dump.compression_level,
+        config.bucket_rules.lifecycle_days,
+        config.bucket_rules.enforce,
+    ) == (
+        1,
+        14,
+        True,
+    )
+    assert config.tables == [TableSpec(name="t")]
     assert config.object_key("2026-01-10", config.tables[0]) == "daily/2026-01-10/t.csv.gz"
     assert config.manifest_key("2026-01-10") == "daily/2026-01-10/_manifest.json"
 
@@ -43,11 +57,17 @@ def test_defaults() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (cfg(tables=[{"name": "t", "mode": "incremental"}]), "needs 'timestamp_column'"),
-        (cfg(tables=[{"name": "t", "mode": "delta"}]), "must be one of snapshot, incremental"),
-        (cfg(tables=[{"name": "t", "colour": 1}]), "unknown key(s) 'colour'"),
+        (
+            cfg(tables=[{"name": "t", "mode": "incremental"}]),
+            "tables[0]: mode 'incremental' needs 'timestamp_column'",
+        ),
+        (
+            cfg(tables=[{"name": "t", "mode": "delta"}]),
+            "tables[0].mode: Input should be 'snapshot' or 'incremental'",
+        ),
+        (cfg(tables=[{"name": "t", "colour": 1}]), "tables[0].colour: unknown key"),
         (cfg(tables=[{"name": "t"}, {"name": "t", "schema": "other"}]), "appear twice"),
-        (cfg(tables=[]), "'tables' must be a non-empty list"),
+        (cfg(tables=[]), "tables: List should have at least 1 item"),
         (
             cfg(tables=[{"name": "t", "columns": ["a"], "hash_columns": ["b"]}]),
             "hash_columns ['b'] are not in",
@@ -56,10 +76,13 @@ def test_defaults() -> None:
         (cfg(tables=[{"name": "x/../y"}]), "bad object key"),
         (cfg(destination={"bucket": "Bad_Bucket"}), "not a valid S3 bucket name"),
         (cfg(destination={"bucket": "b-1", "prefix": "/daily/"}), "without leading, trailing"),
-        (cfg(dump={"compression_level": 9}), "must be between 0 and 3"),
-        (cfg(dump={"part_size_mib": 1}), "must be between 5 and 64"),
-        (cfg(schedule="every day"), "not a 5-field cron"),
-        (cfg(extra=1), "unknown key(s) 'extra'"),
+        (
+            cfg(dump={"compression_level": 9}),
+            "dump.compression_level: Input should be less than or equal to 3",
+        ),
+        (cfg(dump={"part_size_mib": 1}), "dump.part_size_mib: Input should be greater than or equal to 5"),
+        (cfg(dump={"upload_workers": "4"}), "dump.upload_workers: Input should be a valid integer"),
+        (cfg(extra=1), "extra: unknown key"),
     ],
 )
 def test_config_errors_name_the_key(data: dict, message: str) -> None:
@@ -69,34 +92,24 @@ def test_config_errors_name_the_key(data: dict, message: str) -> None:
     assert "egress_dump.yaml" in str(err.value)
 
 
-def test_overrides_from_params() -> None:
+def test_table_selection() -> None:
     config = parse_config(cfg(tables=[{"name": "a"}, {"name": "b"}]), "x.yaml")
-    changed = config.with_overrides(
-        {
-            "tables": ["b"],
-            "bucket": "other-bucket",
-            "compression_level": 3,
-            "prefix": None,
-            "allow_snapshot_backfill": True,
-        }
-    )
-    assert changed.table_names == ["b"] and changed.bucket == "other-bucket"
-    assert changed.compression_level == 3 and changed.allow_snapshot_backfill and changed.prefix == "daily"
-    assert config.with_overrides({"tables": []}).table_names == ["a", "b"]
-    with pytest.raises(ConfigError, match="table\\(s\\) 'zz' are not in the config"):
-        config.with_overrides({"tables": ["zz"]})
-    with pytest.raises(ConfigError, match="'compression_level' must be a int"):
-        config.with_overrides({"compression_level": "fast"})
+    assert config.select(["b"]).table_names == ["b"] and config.select([]).table_names == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"DAG param 'tables': 'zz' not in x\.yaml; choose from a, b"):
+        config.select(["zz"], where="x.yaml")
 
 
 def test_select_quotes_every_identifier_and_bounds_the_interval() -> None:
-    spec = TableSpec(
+    # Validation refuses such a name as an object key; the SQL must be safe even without it.
+    spec = TableSpec.model_construct(
         name='we"ird; DROP TABLE x',
-        schema="s",
+        schema_name="s",
+        columns=None,
+        header=True,
         mode="incremental",
         timestamp_column="ts",
-        order_by=("id",),
-        hash_columns=("email",),
+        order_by=["id"],
+        hash_columns=["email"],
     )
     columns = select_columns(
         spec, [("id", "bigint"), ("email", "text"), ("ts", "timestamp with time zone")], "db"
@@ -110,7 +123,7 @@ def test_select_quotes_every_identifier_and_bounds_the_interval() -> None:
 
 
 def test_snapshot_select_has_no_where() -> None:
-    spec = TableSpec(name="t", columns=("b", "a"))
+    spec = TableSpec(name="t", columns=["b", "a"])
     columns = select_columns(spec, [("a", "int"), ("b", "text")], "db")
     assert [c.name for c in columns] == ["b", "a"]
     text = build_select(spec, columns, Interval(DAY, DAY + timedelta(days=1))).as_string(None)
@@ -121,7 +134,7 @@ def test_snapshot_select_has_no_where() -> None:
     ("spec", "columns", "message"),
     [
         (TableSpec(name="gone"), [], "Table 'gone': relation public.gone does not exist"),
-        (TableSpec(name="t", columns=("a", "nope")), [("a", "int")], "column(s) 'nope' do not exist"),
+        (TableSpec(name="t", columns=["a", "nope"]), [("a", "int")], "column(s) 'nope' do not exist"),
         (
             TableSpec(name="t", mode="incremental", timestamp_column="a"),
             [("a", "integer")],
@@ -130,7 +143,7 @@ def test_snapshot_select_has_no_where() -> None:
     ],
 )
 def test_unknown_table_or_column_is_named(spec: TableSpec, columns: list, message: str) -> None:
-    with pytest.raises(SourceError) as err:
+    with pytest.raises(UnknownSourceError) as err:
         select_columns(spec, columns, "postgresql://h:5432/db")
     assert message in str(err.value)
 
@@ -226,7 +239,7 @@ def test_plan_files_the_interval_under_its_start_day() -> None:
     plan = plan_run(config, DAY, DAY + timedelta(days=1))
     assert plan["day"] == "2026-01-10" and plan["manifest_key"] == "daily/2026-01-10/_manifest.json"
     assert [t["key"] for t in plan["tables"]] == ["daily/2026-01-10/a.csv.gz", "daily/2026-01-10/b.csv.gz"]
-    assert plan["tables"][1]["timestamp_column"] == "ts"
+    assert plan["tables"][1]["table"]["timestamp_column"] == "ts"
     assert plan["tables"][0]["interval_start"] == "2026-01-10T00:00:00+00:00"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from datamover.mirror.engine import MirrorResult, summary_line
@@ -14,9 +16,9 @@ from datamover.mirror.plan import (
     diff,
     guess_part_size,
     multipart_count,
-    part_ranges,
     split_ranges,
 )
+from datamover.s3 import part_ranges
 
 
 def o(key: str, size: int = 1, etag: str = "e") -> ObjectInfo:
@@ -56,6 +58,16 @@ def test_compare_rules() -> None:
     assert compare(o("k", 5, ""), o("k", 5, "")).kind is Kind.CHECK  # no ETag: never assume identical
 
 
+def test_a_source_changed_after_its_copy_is_checked() -> None:
+    """A metadata-only change keeps the ETag; the newer source LastModified is what gives it away."""
+    copied = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    src = ObjectInfo("k", 5, "abc", copied - timedelta(minutes=1))
+    dest = ObjectInfo("k", 5, "abc", copied)
+    assert compare(src, dest).kind is Kind.SKIP
+    changed = ObjectInfo("k", 5, "abc", copied + timedelta(hours=1))
+    assert compare(changed, dest).kind is Kind.CHECK
+
+
 def test_multipart_helpers() -> None:
     assert multipart_count("d41d8cd98f00b204e9800998ecf8427e") == 1
     assert multipart_count("abc-5") == 5
@@ -66,7 +78,7 @@ def test_multipart_helpers() -> None:
     assert guess_part_size(10, 1, 64 * MIB) is None
     assert choose_part_size(100 * MIB, 8 * MIB) == 8 * MIB
     assert choose_part_size(200_000 * MIB, 8 * MIB) == 20 * MIB  # stays within 10,000 parts
-    assert part_ranges(10, 4) == [(0, 3), (4, 7), (8, 9)]
+    assert part_ranges(10, 4) == [(1, 0, 4), (2, 4, 4), (3, 8, 2)]
     assert part_ranges(0, 4) == []
 
 

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from datamover.ark.format import ArkLog, DataFile, parse_time
-from datamover.ark.offload import multipart_etag, part_ranges, part_size_for
 from datamover.ark.progress import COMPLETE, ERROR, Progress, percent, status_event
 from datamover.errors import ConfigError
+from datamover.s3 import multipart_etag, part_ranges, part_size_for
 from datamover.streams.definition import AttrType, Event, StreamDefinition, decode, load_streams, stream
 
 HEALTH = StreamDefinition.from_mapping(
@@ -59,7 +59,9 @@ def test_event_validation(payload: dict, message: str) -> None:
 
 
 def test_bad_definitions_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"payload\.a: Input should be 'STRING'.*\(got 'TEXT'\)"):
+    with pytest.raises(
+        ConfigError, match=r"stream 's': payload.a: Input should be 'STRING', .* \(got 'TEXT'\)"
+    ):
         StreamDefinition.from_mapping("s", {"version": "1", "payload": {"a": "TEXT"}}, "f")
     with pytest.raises(ConfigError, match="defines attribute 'a' twice"):
         StreamDefinition.from_mapping(

@@ -22,12 +22,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import logging
 import os
-import signal
 import stat
-import subprocess
 import threading
 import time
 import zlib
@@ -40,31 +37,22 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from datamover.ark.format import MANIFEST_NAME, ArkLog, DataFile, ManifestError, parse_manifest
+from datamover.ark.format import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    ArkLog,
+    DataFile,
+    ManifestError,
+    parse_manifest,
+)
 from datamover.ark.progress import FAILED, REMOVED, UPLOADING, VERIFIED, Progress
-from datamover.errors import TransferError
-from datamover.s3lean import BotoDataPlane, DataPlane, LeanS3
+from datamover.errors import IntegrityError, PermanentError, TransferError
+from datamover.s3 import head_or_none, is_auth_error, is_not_found, multipart_etag, part_ranges, part_size_for
 from datamover.units import MIB
 
 log = logging.getLogger(__name__)
 
 MiB = MIB  # the name tests and the benchmark import
-MAX_PARTS = 10_000
-
-
-def part_size_for(size: int, minimum: int = 8 * MiB) -> int:
-    """Deterministic part size: `minimum`, grown in whole MiB so no file needs more than 10 000 parts."""
-    needed = -(-size // MAX_PARTS)
-    return max(minimum, -(-needed // MiB) * MiB)
-
-
-def part_ranges(size: int, part_size: int) -> list[tuple[int, int, int]]:
-    """[(part number, offset, length)] covering `size` bytes."""
-    return [(i + 1, off, min(part_size, size - off)) for i, off in enumerate(range(0, size, part_size))]
-
-
-def multipart_etag(md5_digests: Sequence[bytes]) -> str:
-    return f"{hashlib.md5(b''.join(md5_digests)).hexdigest()}-{len(md5_digests)}"
 
 
 def local_etag(path: Path, size: int, part_size: int) -> str:
@@ -129,6 +117,12 @@ class LogResult:
     manifest_key: str
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> size, sha256, etag
     error: str | None = None
+    permanent: bool = False  # the failure needs a fix (corrupt local data, refused keys), not a retry
+    earlier: bool = False  # offloaded by an earlier run: found complete and verified in S3
+
+    @property
+    def size(self) -> int:
+        return sum(int(o["size"]) for o in self.objects.values())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,12 +139,10 @@ class OffloadEngine:
         options: OffloadOptions | None = None,
         progress: Progress | None = None,
         listener: Listener | None = None,
-        lean: LeanS3 | None = None,
     ) -> None:
-        """`client` does the control calls (listings, create/complete, HEAD); `lean`, when given, sends
-        the bytes (UploadPart, small PutObject) without botocore's per-request SHA-256 of the body."""
+        """`client`: a boto3 S3 client (ObjectStoreHook.client(): payload signing off, so bodies are
+        protected by CRC32/Content-MD5 checksums the service verifies, not SHA-256-hashed to sign)."""
         self.client = client
-        self.data: DataPlane = lean or BotoDataPlane(client)
         self.bucket = bucket
         self.options = options or OffloadOptions()
         self.progress = progress
@@ -192,7 +184,7 @@ class OffloadEngine:
             for lg in logs:
                 problem = self._still_matches(lg)
                 if problem:
-                    self._fail(results[lg.name], failed, problem)
+                    self._fail(results[lg.name], failed, problem, permanent=True)
                     continue
                 if self.progress is not None:
                     self.progress.set_state(lg.name, UPLOADING)
@@ -208,16 +200,16 @@ class OffloadEngine:
                     results[lg.name].objects[self.key(lg.name, df.path)] = future.result()
                 except Exception as exc:
                     if lg.name not in failed:
-                        self._fail(results[lg.name], failed, f"{df.path}: {_describe(exc)}")
+                        self._fail(results[lg.name], failed, f"{df.path}: {_describe(exc)}", _permanent(exc))
                 pending[lg.name] -= 1
                 if pending[lg.name] == 0 and lg.name not in failed:
                     self._finish_log(by_name[lg.name], results[lg.name], failed)
         self.stats.seconds = round(time.monotonic() - started, 3)
         return [results[lg.name] for lg in logs]
 
-    def _fail(self, result: LogResult, failed: set[str], message: str) -> None:
+    def _fail(self, result: LogResult, failed: set[str], message: str, permanent: bool = False) -> None:
         failed.add(result.name)
-        result.state, result.error = FAILED, message
+        result.state, result.error, result.permanent = FAILED, message, permanent
         text = f"{result.name}: {message}"
         log.error("offload failed for %s", text)
         if self.progress is not None:
@@ -265,7 +257,7 @@ class OffloadEngine:
                 if self.progress is not None:
                     self.progress.set_state(lg.name, REMOVED)
         except Exception as exc:
-            self._fail(result, failed, f"finishing the log: {_describe(exc)}")
+            self._fail(result, failed, f"finishing the log: {_describe(exc)}", _permanent(exc))
 
     # --- one file ------------------------------------------------------------------------------
     def _offload_file(
@@ -288,9 +280,9 @@ class OffloadEngine:
             with open(path, "rb") as fh:
                 data = fh.read(df.size + 1)
             if len(data) != df.size or hashlib.sha256(data).hexdigest() != df.sha256:
-                raise TransferError(
+                raise IntegrityError(
                     f"local file {path} does not match its manifest (size/sha256): corrupt "
-                    "or changed since recorded; not uploaded"
+                    "or changed since recorded; not uploaded. Fix: check the recorder (a rerun sends nothing)"
                 )
             return self._put_small(lg.name, key, data, df.sha256)
         return self._multipart(lg, df, key, path, part_size, parts)
@@ -304,12 +296,38 @@ class OffloadEngine:
         return keys
 
     def _head(self, key: str) -> dict[str, Any] | None:
+        return head_or_none(self.client, self.bucket, key)
+
+    def already_offloaded(self, name: str) -> LogResult | None:
+        """The log as an earlier run left it in S3, if complete: its manifest (uploaded last) is there and
+        every object it lists has the size and sha256 it names. None when it is not (entirely) there."""
+        key = self.key(name, MANIFEST_NAME)
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if is_not_found(exc):
                 return None
             raise
+        raw = obj["Body"].read(MAX_MANIFEST_BYTES + 1)
+        try:
+            doc = parse_manifest(raw, name)
+        except ManifestError:
+            return None
+        result = LogResult(name, VERIFIED, self.uri(name), key, earlier=True)
+        for f in doc["files"]:
+            head = self._head(self.key(name, f["path"]))
+            if head is None or (head["ContentLength"], head.get("Metadata", {}).get("sha256")) != (
+                f["size"],
+                f["sha256"],
+            ):
+                return None
+            result.objects[self.key(name, f["path"])] = {
+                "size": f["size"],
+                "sha256": f["sha256"],
+                "skipped": True,
+            }
+        result.objects[key] = {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest(), "skipped": True}
+        return result
 
     def _is_complete(self, head: dict[str, Any], df: DataFile, path: Path, part_size: int) -> bool:
         if head.get("ContentLength") != df.size or head.get("Metadata", {}).get("sha256") != df.sha256:
@@ -329,9 +347,14 @@ class OffloadEngine:
         md5 = hashlib.md5(data)
         content_md5 = base64.b64encode(md5.digest()).decode()
         self.stats.bump(bytes_attempted=len(data))
-        etag = self.data.put_object(
-            self.bucket, key, data, content_md5, {"sha256": sha256}, {"ContentType": content_type}
-        )
+        etag = self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            ContentMD5=content_md5,
+            Metadata={"sha256": sha256},
+            ContentType=content_type,
+        ).get("ETag", "")
         # S3 checked the body against Content-MD5 and answers with the MD5 of what it stored.
         if etag.strip('"') != md5.hexdigest():
             raise TransferError(
@@ -396,7 +419,7 @@ class OffloadEngine:
             for number, _offset, length in ranges:
                 data = fh.read(length)
                 if len(data) != length:
-                    raise TransferError(f"{path} is shorter than its manifest says; not uploaded further")
+                    raise IntegrityError(f"{path} is shorter than its manifest says; not uploaded further")
                 sha.update(data)
                 if number in listed and self._same_part(listed[number], data):
                     etags[number], checksums[number] = listed[number][0], self._crc32(data)
@@ -425,9 +448,9 @@ class OffloadEngine:
         if sha.hexdigest() != df.sha256:
             # The bytes on disk are not what the recorder wrote: do not publish them as the log.
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            raise TransferError(
+            raise IntegrityError(
                 f"local file {path} does not match its manifest sha256 (corrupt or changed "
-                "since recorded); upload aborted, the local file is kept"
+                "since recorded); upload aborted, the local file is kept. Fix: check the recorder"
             )
         numbers = sorted(etags)
         self.client.complete_multipart_upload(
@@ -483,16 +506,15 @@ class OffloadEngine:
                 self.listener("attempt", log_name, len(data))
             crc = self._crc32(data)
             md5 = None if crc else hashlib.md5(data).digest()
-            etag, stored_crc = self.data.upload_part(
-                self.bucket,
-                key,
-                upload_id,
-                number,
-                data,
-                checksum_crc32=crc,
-                content_md5_b64=base64.b64encode(md5).decode() if md5 else None,
+            checks: dict[str, str] = (
+                {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc}
+                if crc
+                else {"ContentMD5": base64.b64encode(md5).decode()}  # type: ignore[arg-type]
             )
-            etag = etag.strip('"')
+            resp = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, **checks
+            )
+            etag, stored_crc = resp.get("ETag", "").strip('"'), resp.get("ChecksumCRC32")
             if (md5 and etag != md5.hex()) or (crc and stored_crc not in (None, crc)):
                 raise TransferError(
                     f"s3://{self.bucket}/{key} part {number}: S3 stored ETag {etag} / CRC32 "
@@ -532,88 +554,6 @@ def summary(results: Sequence[LogResult], stats: OffloadStats) -> dict[str, Any]
     return {"logs": [r.to_dict() for r in results], "stats": stats.to_dict()}
 
 
-def kill_at_fraction(proc: subprocess.Popen[str], total: int, fraction: float = 0.5) -> tuple[int, int]:
-    """Follow `main(--events)` output of `proc` and SIGKILL it once `fraction` of `total` bytes is done
-    (an interruption mid-offload, for the resume test and benchmark). Returns (attempted, done) bytes
-    at the kill; the process may also finish first."""
-    attempted = done = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "summary":
-            break
-        attempted, done = event["attempted"], event["done"]
-        if done >= total * fraction:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    return attempted, done
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone engine for tests and the benchmark (no Airflow): one JSON line per event on stdout."""
-    import argparse
-
-    from datamover.ark.format import detect
-    from datamover.s3client import S3Endpoint
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("base")
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--prefix", default="logs")
-    parser.add_argument("--endpoint-url", default=os.environ.get("DATAMOVER_S3_ENDPOINT"))
-    parser.add_argument("--logs", nargs="*", default=None)
-    parser.add_argument("--concurrency", type=int, default=OffloadOptions.concurrency)
-    parser.add_argument("--min-part-size-mib", type=int, default=OffloadOptions.min_part_size // MiB)
-    parser.add_argument("--events", action="store_true", help="print a JSON line per part")
-    args = parser.parse_args(argv)
-    endpoint = S3Endpoint(
-        args.endpoint_url,
-        access_key=os.environ.get("DATAMOVER_S3_ACCESS_KEY"),
-        secret_key=os.environ.get("DATAMOVER_S3_SECRET_KEY"),
-        label="cli",
-    )
-    logs, _ = detect(args.base, settle_seconds=0)
-    if args.logs:
-        logs = [lg for lg in logs if lg.name in args.logs]
-    lock = threading.Lock()
-    engine: OffloadEngine
-
-    def listener(kind: str, name: str, nbytes: int) -> None:
-        if args.events:
-            with lock:
-                st = engine.stats
-                print(
-                    json.dumps(
-                        {
-                            "event": kind,
-                            "log": name,
-                            "bytes": nbytes,
-                            "attempted": st.bytes_attempted,
-                            "sent": st.bytes_sent,
-                            "done": progress.bytes_done,
-                        }
-                    ),
-                    flush=True,
-                )
-
-    progress = Progress.for_logs(logs)
-    engine = OffloadEngine(
-        endpoint.client(max_pool_connections=args.concurrency + 8),
-        args.bucket,
-        OffloadOptions(
-            prefix=args.prefix, concurrency=args.concurrency, min_part_size=args.min_part_size_mib * MiB
-        ),
-        progress=progress,
-        listener=listener,
-        lean=LeanS3(endpoint, pool=args.concurrency + 8),
-    )
-    results = engine.run(logs)
-    print(
-        json.dumps({"event": "summary", "total": progress.bytes_total, **summary(results, engine.stats)}),
-        flush=True,
-    )
-    return 0 if all(r.state != FAILED for r in results) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _permanent(exc: BaseException) -> bool:
+    """A failure a retry cannot fix: local data contradicting its manifest, refused credentials."""
+    return isinstance(exc, PermanentError) or is_auth_error(exc)

@@ -44,6 +44,18 @@ class Progress:
         with self._lock:
             self.logs[log].bytes_done += nbytes
 
+    def add_finished(self, log: str, nbytes: int, state: str) -> None:
+        """A log that needs no work here (offloaded by an earlier run): counted as done."""
+        with self._lock:
+            self.logs[log] = _LogProgress(nbytes, nbytes, state)
+
+    def restart(self, log: str) -> None:
+        """Before a log is tried again: its bytes and errors start over."""
+        with self._lock:
+            self.logs[log].bytes_done = 0
+            self.logs[log].state = PENDING
+            self.errors = [e for e in self.errors if not e.startswith(f"{log}: ")]
+
     def set_state(self, log: str, state: str) -> None:
         with self._lock:
             self.logs[log].state = state

@@ -8,19 +8,29 @@ from pathlib import Path
 from typing import Any
 
 from datamover.ark.format import ArkLog, Rejected, detect, iso
-from datamover.errors import ConfigError
 
 
 def scan(base: str | Path, settle_seconds: float = 1.0) -> dict[str, Any]:
-    """{"storage_base_path", "scanned_at", "logs": [ArkLog.to_dict()], "non_ark": [{"path","reason"}],
-    "total_bytes"}"""
+    """What a UI shows (and XCom carries): {"storage_base_path", "scanned_at", "logs": [{name,
+    start_time, duration_s, size, file_count}], "non_ark": [{path, reason}], "total_bytes"}. No file
+    lists or checksums: the offload reads those from the logs themselves when it runs."""
     logs, rejected = detect(base, settle_seconds=settle_seconds)
     return {
         "storage_base_path": str(base),
         "scanned_at": iso(datetime.now(UTC)),
-        "logs": [log.to_dict() for log in logs],
+        "logs": [summary_of(log) for log in logs],
         "non_ark": [r.to_dict() for r in rejected],
         "total_bytes": sum(log.size for log in logs),
+    }
+
+
+def summary_of(log: ArkLog) -> dict[str, Any]:
+    return {
+        "name": log.name,
+        "start_time": iso(log.start_time),
+        "duration_s": log.duration_s,
+        "size": log.size,
+        "file_count": log.file_count,
     }
 
 
@@ -60,29 +70,13 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def select(result: dict[str, Any], wanted: Sequence[str] | None) -> list[dict[str, Any]]:
-    """The logs named in `wanted` (empty or None = all found); unknown names fail listing what exists."""
-    by_name = {log["name"]: log for log in result["logs"]}
-    if not wanted:
-        return list(by_name.values())
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    missing = [n for n in dict.fromkeys(wanted) if n not in by_name]
-    if missing:
-        non_ark = {r["path"]: r["reason"] for r in result["non_ark"]}
-        details = [
-            f"{n!r} ({'not an Ark Log: ' + non_ark[n] if n in non_ark else 'not found'})" for n in missing
-        ]
-        raise ConfigError(
-            f"Selected log(s) {', '.join(details)} in {result['storage_base_path']}. "
-            f"Ark Logs found: {', '.join(sorted(by_name)) or 'none'}. Fix the 'logs' param "
-            "(empty = all)."
-        )
-    return [by_name[n] for n in dict.fromkeys(wanted)]
+def unknown_names(found: Sequence[str], non_ark: dict[str, str], wanted: Sequence[str], where: str) -> str:
+    """The error text for names in a selection that are not Ark Logs here."""
+    details = [f"{n!r} ({'not an Ark Log: ' + non_ark[n] if n in non_ark else 'not found'})" for n in wanted]
+    return (
+        f"Selected log(s) {', '.join(details)} in {where}, and not offloaded earlier either. "
+        f"Ark Logs found: {', '.join(sorted(found)) or 'none'}. Fix the 'logs' param (empty = all)."
+    )
 
 
-def logs_of(selection: Sequence[dict[str, Any]]) -> list[ArkLog]:
-    return [ArkLog.from_dict(d) for d in selection]
-
-
-__all__ = ["Rejected", "human_bytes", "logs_of", "scan", "select", "table"]
+__all__ = ["Rejected", "human_bytes", "scan", "summary_of", "table", "unknown_names"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from datamover.errors import ConnectionCheckError
+from datamover.errors import ConfigError, ConnectionCheckError, CredentialsError
+from datamover.s3 import create_bucket, error_code, is_auth_error
 
 RULE_ID = "datamover-egress-expire"
 ENCRYPTION_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
@@ -50,33 +51,19 @@ class BucketReport:
         return not self.problems
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def bucket_exists(client: Any, bucket: str) -> bool:
+def bucket_exists(client: Any, bucket: str, where: str = "the connection") -> bool:
+    """`where` names the connection in errors (e.g. "connection 'aws_default' (http://...)")."""
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError as exc:
-        if _code(exc) in _NO_BUCKET:
+        if error_code(exc) in _NO_BUCKET:
             return False
-        raise ConnectionCheckError(
-            f"Bucket {bucket!r}: HeadBucket refused with {_code(exc)}; check that the "
-            "connection's keys may access it."
+        error = CredentialsError if is_auth_error(exc) else ConnectionCheckError
+        raise error(
+            f"Bucket {bucket!r}: HeadBucket refused with {error_code(exc)} via {where}. Fix: check that "
+            "the connection's keys (login/password or role_arn) may access this bucket."
         ) from None
     return True
-
-
-def create_bucket(client: Any, bucket: str) -> None:
-    region = client.meta.region_name
-    kwargs: dict[str, Any] = {"Bucket": bucket}
-    if region and region != "us-east-1":
-        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
-        client.create_bucket(**kwargs)
-    except ClientError as exc:
-        if _code(exc) != "BucketAlreadyOwnedByYou":  # a concurrent run created it: fine
-            raise
 
 
 def _rule_covers(rule: dict[str, Any], prefix: str) -> bool:
@@ -99,7 +86,7 @@ def apply_rules(client: Any, bucket: str, rules: BucketRules) -> None:
     try:
         existing = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
     except ClientError as exc:
-        if _code(exc) not in _NO_LIFECYCLE:
+        if error_code(exc) not in _NO_LIFECYCLE:
             raise
         existing = []
     kept = [r for r in existing if r.get("ID") != RULE_ID]
@@ -117,7 +104,7 @@ def check_bucket(client: Any, bucket: str, rules: BucketRules) -> BucketReport:
             r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in enc["Rules"]
         ]
     except ClientError as exc:
-        if _code(exc) not in _NO_ENCRYPTION:
+        if error_code(exc) not in _NO_ENCRYPTION:
             raise
         algorithms = []
     if any(a in ENCRYPTION_ALGORITHMS for a in algorithms):
@@ -132,7 +119,7 @@ def check_bucket(client: Any, bucket: str, rules: BucketRules) -> BucketReport:
     try:
         lifecycle = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
     except ClientError as exc:
-        if _code(exc) not in _NO_LIFECYCLE:
+        if error_code(exc) not in _NO_LIFECYCLE:
             raise
         lifecycle = []
     expiring = [
@@ -165,13 +152,14 @@ def preflight(
     create_missing: bool = True,
     apply: bool = False,
     enforce: bool = True,
+    where: str = "the connection",
 ) -> BucketReport:
     """Create the bucket with its rules if missing (when allowed), apply the rules if asked, then check.
-    Raises ConnectionCheckError listing every problem when `enforce` is on."""
+    Raises ConfigError (permanent: a retry will not add a rule) listing every problem when `enforce`."""
     created = False
-    if not bucket_exists(client, bucket):
+    if not bucket_exists(client, bucket, where):
         if not create_missing:
-            raise ConnectionCheckError(
+            raise ConfigError(
                 f"Bucket {bucket!r} does not exist. Fix: create it with its rules "
                 "(bucket_rules.create_missing: true, or `aws s3api create-bucket`)."
             )
@@ -182,5 +170,5 @@ def preflight(
     report = check_bucket(client, bucket, rules)
     report.created, report.applied = created, created or apply
     if report.problems and enforce:
-        raise ConnectionCheckError("Bucket preflight failed: " + "; ".join(report.problems) + ".")
+        raise ConfigError("Bucket preflight failed: " + "; ".join(report.problems) + ".")
     return report

@@ -12,7 +12,7 @@ import psycopg
 from datamover.egress.config import TableSpec
 from datamover.egress.pipeline import CompressingUpload, S3ObjectWriter, StreamTuning
 from datamover.egress.sql import COLUMNS_QUERY, Column, Interval, build_copy, build_select, select_columns
-from datamover.errors import ConfigError, SourceError
+from datamover.errors import ConfigError, UnknownSourceError
 
 Log = Callable[[str], None]
 
@@ -110,7 +110,7 @@ def dump_table(
 ) -> TableDump:
     """Stream one table to s3://bucket/key as gzip CSV; the object appears only when complete.
 
-    `conn` must come from `prepare_session()`. Raises SourceError for an unknown table or column,
+    `conn` must come from `prepare_session()`. Raises UnknownSourceError for an unknown table or column,
     psycopg errors for database failures, botocore errors for S3 failures (upload aborted)."""
     log = log or (lambda _msg: None)
     with conn.transaction():
@@ -137,7 +137,7 @@ def dump_table(
             if warning := upload.abort():
                 log(warning)
             if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
-                raise SourceError(
+                raise UnknownSourceError(
                     f"Table '{spec.name}': {str(exc).strip()} ({spec.relation} in {source}). "
                     "Fix the egress_dump config."
                 ) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,61 +17,31 @@ def day_of(interval_start: datetime) -> str:
 def plan_run(cfg: EgressDumpConfig, interval_start: datetime, interval_end: datetime) -> dict[str, Any]:
     day = day_of(interval_start)
     common = {
-        "bucket": cfg.bucket,
-        "postgres_conn_id": cfg.postgres_conn_id,
-        "s3_conn_id": cfg.s3_conn_id,
+        "bucket": cfg.destination.bucket,
+        "postgres_conn_id": cfg.source.postgres_conn_id,
+        "s3_conn_id": cfg.destination.s3_conn_id,
         "interval_start": interval_start.isoformat(),
         "interval_end": interval_end.isoformat(),
-        "compression_level": cfg.compression_level,
-        "part_size_mib": cfg.part_size_mib,
-        "upload_workers": cfg.upload_workers,
-        "session_timezone": cfg.session_timezone,
-        "allow_snapshot_backfill": cfg.allow_snapshot_backfill,
-        "snapshot_max_lag_hours": cfg.snapshot_max_lag_hours,
+        "compression_level": cfg.dump.compression_level,
+        "part_size_mib": cfg.dump.part_size_mib,
+        "upload_workers": cfg.dump.upload_workers,
+        "session_timezone": cfg.source.session_timezone,
+        "allow_snapshot_backfill": cfg.dump.allow_snapshot_backfill,
+        "snapshot_max_lag_hours": cfg.dump.snapshot_max_lag_hours,
     }
-    tables = []
-    for spec in cfg.tables:
-        d = spec.to_dict()
-        tables.append(
-            {
-                **common,
-                "table": d["name"],
-                "schema": d["schema"],
-                "mode": d["mode"],
-                "timestamp_column": d["timestamp_column"],
-                "columns": d["columns"],
-                "hash_columns": d["hash_columns"],
-                "order_by": d["order_by"],
-                "header": d["header"],
-                "key": cfg.object_key(day, spec),
-            }
-        )
+    tables = [{**common, "table": spec.to_dict(), "key": cfg.object_key(day, spec)} for spec in cfg.tables]
     return {
         "day": day,
-        "bucket": cfg.bucket,
-        "s3_conn_id": cfg.s3_conn_id,
-        "postgres_conn_id": cfg.postgres_conn_id,
+        "bucket": cfg.destination.bucket,
+        "s3_conn_id": cfg.destination.s3_conn_id,
+        "postgres_conn_id": cfg.source.postgres_conn_id,
         "day_prefix": cfg.day_prefix(day),
         "manifest_key": cfg.manifest_key(day),
-        "prefix": cfg.prefix,
-        "lifecycle_days": cfg.lifecycle_days,
-        "enforce_bucket_rules": cfg.enforce_bucket_rules,
-        "create_missing_bucket": cfg.create_missing_bucket,
+        "prefix": cfg.destination.prefix,
+        "lifecycle_days": cfg.bucket_rules.lifecycle_days,
+        "enforce_bucket_rules": cfg.bucket_rules.enforce,
+        "create_missing_bucket": cfg.bucket_rules.create_missing,
         "data_interval": {"start": interval_start.isoformat(), "end": interval_end.isoformat()},
-        "compression": {"format": "gzip", "library": "isal", "level": cfg.compression_level},
+        "compression": {"format": "gzip", "library": "isal", "level": cfg.dump.compression_level},
         "tables": tables,
     }
-
-
-def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    keys = (
-        "tables",
-        "bucket",
-        "prefix",
-        "postgres_conn_id",
-        "s3_conn_id",
-        "compression_level",
-        "allow_snapshot_backfill",
-        "enforce_bucket_rules",
-    )
-    return {k: params.get(k) for k in keys}

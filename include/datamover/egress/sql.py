@@ -9,7 +9,7 @@ from datetime import datetime
 from psycopg import sql
 
 from datamover.egress.config import TableSpec
-from datamover.errors import ConfigError, SourceError
+from datamover.errors import ConfigError, UnknownSourceError
 
 # Types a timestamp column may have for mode incremental.
 TIME_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
@@ -59,7 +59,7 @@ def select_columns(spec: TableSpec, table_columns: list[tuple[str, str]], source
     """Check the configured columns against the real ones; return what will be exported, in order.
     Raises SourceError naming the unknown table or column."""
     if not table_columns:
-        raise SourceError(
+        raise UnknownSourceError(
             f"Table '{spec.name}': relation {spec.relation} does not exist (or has no columns) "
             f"in {source}. Fix: create it, or correct name/schema in the egress_dump config."
         )
@@ -70,20 +70,22 @@ def select_columns(spec: TableSpec, table_columns: list[tuple[str, str]], source
         referenced.append(spec.timestamp_column)
     unknown = [c for c in dict.fromkeys(referenced) if c not in types]
     if unknown:
-        raise SourceError(
+        raise UnknownSourceError(
             f"Table '{spec.name}': column(s) {', '.join(map(repr, unknown))} do not exist in "
             f"{spec.relation} ({source}); its columns are {', '.join(types)}. Fix the "
             "egress_dump config (columns, hash_columns, order_by, timestamp_column)."
         )
     if spec.timestamp_column and types[spec.timestamp_column] not in TIME_TYPES:
-        raise SourceError(
+        raise UnknownSourceError(
             f"Table '{spec.name}': timestamp_column {spec.timestamp_column!r} has type "
             f"{types[spec.timestamp_column]}, not a timestamp or date; choose another column "
             "or use mode snapshot."
         )
     hashed = set(spec.hash_columns)
     if stray := sorted(hashed - set(wanted)):
-        raise SourceError(f"Table '{spec.name}': hash_columns {stray} are not exported; add them to columns.")
+        raise UnknownSourceError(
+            f"Table '{spec.name}': hash_columns {stray} are not exported; add them to columns."
+        )
     return [Column(c, types[c], c in hashed) for c in wanted]
 
 

@@ -91,9 +91,10 @@ class KafkaHook(CheckedConnection, KafkaBaseHook):
         partitions: int = 1,
         timeout: float = 15,
         config: dict[str, str] | None = None,
+        **admin_overrides: Any,
     ) -> list[str]:
         """Create the topics that do not exist yet; return the ones created."""
-        admin = self.admin()
+        admin = self.admin(**admin_overrides)
         existing = set(admin.list_topics(timeout=timeout).topics)
         wanted = [t for t in dict.fromkeys(topics) if t not in existing]
         if not wanted:
@@ -158,7 +159,8 @@ class SideChannel:
     malformed disables the channel with a warning instead of failing the caller.
 
     `send(..., topic=other)` puts an event on another topic through the same producer (the definitions
-    of a stream go next to its events).
+    of a stream go next to its events). With `ensure`, the topic is created if missing (a few seconds at
+    most; a failure is one more warning, not an error).
     """
 
     def __init__(
@@ -166,11 +168,12 @@ class SideChannel:
         hook: KafkaHook,
         topic: str,
         *,
+        ensure: bool = False,
         max_buffered: int = 100_000,
         max_buffered_kib: int = 32 * 1024,
         delivery_timeout_s: float = 300,
         log_interval_s: float = 60,
-        logger: logging.Logger | None = None,
+        logger: Any = None,
         **producer_config: Any,
     ) -> None:
         self.topic = topic
@@ -190,6 +193,8 @@ class SideChannel:
         rdkafka_log.addFilter(self._rate)
         try:
             self._where += f" ({hook.servers})"
+            if ensure:
+                self._ensure(hook, rdkafka_log)
             self._producer: Producer | None = hook.producer(
                 **{
                     "queue.buffering.max.messages": max_buffered,
@@ -204,6 +209,13 @@ class SideChannel:
         except Exception as exc:  # a side channel must never stop the work it reports on
             self._producer = None
             self.log.warning("Side channel %s on %s disabled: %s", topic, self._where, exc)
+
+    def _ensure(self, hook: KafkaHook, rdkafka_log: logging.Logger) -> None:
+        try:
+            if hook.ensure_topics([self.topic], timeout=5, logger=rdkafka_log, **{"socket.timeout.ms": 5000}):
+                self.log.info("Created topic %r via %s", self.topic, self._where)
+        except Exception as exc:  # the broker may be down: the producer then buffers, then drops
+            self._warn(f"could not check or create the topic ({exc})")
 
     @property
     def enabled(self) -> bool:

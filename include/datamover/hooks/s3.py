@@ -72,6 +72,17 @@ class ObjectStoreHook(CheckedConnection, S3Hook):
             config = config.merge(user)
         return self.get_client_type(config=config.merge(Config(s3=s3_options)))
 
+    def sts_client(self) -> Any:
+        """An STS client with the same credentials and endpoint (GetCallerIdentity before any data moves)."""
+        return self.get_session().client(
+            "sts",
+            endpoint_url=self.conn_config.get_service_endpoint_url("sts"),
+            config=Config(
+                retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=15
+            ),
+            verify=self.verify,
+        )
+
     def path(self) -> S3Path:
         """The connection's `path` extra (bucket or bucket/folder)."""
         raw = self.conn_config.extra_config.get("path")
@@ -103,10 +114,9 @@ class ObjectStoreHook(CheckedConnection, S3Hook):
             ) from None
         except ClientError as exc:
             code = error_code(exc) or "an error"
-            if code == "NoSuchBucket":
-                raise self.failure(
-                    f"bucket of path {raw_path!r} does not exist", "create it or correct extra.path", permanent=True
-                ) from None
+            if code == "NoSuchBucket":  # the keys were accepted; a mirror creates its destination bucket
+                where = self.endpoint_url or "AWS"
+                return f"S3 at {where}: credentials accepted; bucket of {raw_path!r} not there yet"
             raise self.failure(
                 f"S3 refused the request with {code}",
                 "check the access key (login), secret (password) and role_arn, and what they may access",

@@ -4,10 +4,12 @@ Shape (after s3transfer): two bounded thread pools, one across objects and one a
 objects, sharing a byte budget so at most `max_buffer_bytes` of object data is in memory at once.
 Small objects are one GET + one PUT whose Content-MD5 is the source's own ETag (an end-to-end check
 with no hashing here); large ones are one streamed GET cut into UploadParts, using the source's own
-part layout when the source is multipart (so the ETags match, see plan.py). The bytes travel through
-the lean client (s3lean): UNSIGNED-PAYLOAD, so neither side SHA-256-hashes every body over http.
+part layout when the source is multipart (so the ETags match, see plan.py). Clients are boto3 with
+payload signing off: Content-MD5 protects every body, so neither side SHA-256-hashes it over http.
 Every GET carries If-Match with the listed ETag, so an object changed mid-copy is never stitched
-together from two versions. A copy counts only after the destination confirmed size and MD5/ETag.
+together from two versions. Content headers and user metadata come from the object itself (its GET),
+never from a part HEAD. A copy counts only after the destination confirmed size and MD5/ETag (and,
+for multipart copies, the headers and metadata).
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from datamover.errors import ConfigError, ConnectionCheckError, SourceError, TransferError
+from datamover.errors import ConfigError, ConnectionCheckError, CredentialsError, SourceError, TransferError
 from datamover.mirror.listing import (
     KeyRange,
     ObjectInfo,
@@ -37,7 +38,6 @@ from datamover.mirror.listing import (
     list_pages,
     prefetch,
     scope_prefix,
-    strip_etag,
 )
 from datamover.mirror.plan import (
     MIB,
@@ -49,26 +49,25 @@ from datamover.mirror.plan import (
     guess_part_size,
     is_multipart_etag,
     multipart_count,
-    part_ranges,
 )
-from datamover.s3client import S3Endpoint, S3Path
-from datamover.s3lean import CONTENT_HEADERS, BotoDataPlane, DataPlane, LeanS3
+from datamover.s3 import (
+    S3Path,
+    content_headers,
+    create_bucket,
+    error_code,
+    head_or_none,
+    http_status,
+    is_auth_error,
+    part_ranges,
+    strip_etag,
+)
 
 log = logging.getLogger("datamover.mirror")
 
-AUTH_ERROR_CODES = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AccessDenied",
-    "InvalidToken",
-    "ExpiredToken",
-    "AuthorizationHeaderMalformed",
-    "InvalidClientTokenId",
-}
 MAX_LISTED_FAILURES = 50
 
 
-class MirrorAuthError(ConnectionCheckError):
+class MirrorAuthError(CredentialsError):
     """The service refused the keys: retrying cannot help, fail at once."""
 
 
@@ -88,19 +87,6 @@ class Side:
     path: S3Path
     label: str
     alias: str
-    # Object bytes without botocore's per-request CPU or SHA-256 of bodies (see s3lean); None = boto3.
-    lean: LeanS3 | None = None
-
-    @cached_property
-    def data(self) -> DataPlane:
-        """Where object bytes go: the lean client, else the same calls through `client`."""
-        return self.lean or BotoDataPlane(self.client)
-
-    @classmethod
-    def connect(cls, endpoint: S3Endpoint, path: S3Path, alias: str, pool: int = 64) -> Side:
-        return cls(
-            endpoint.client(max_pool_connections=pool), path, endpoint.label, alias, LeanS3(endpoint, pool)
-        )
 
     def key(self, rel: str) -> str:
         return base_prefix(self.path) + rel
@@ -137,6 +123,7 @@ class MirrorResult:
     total_bytes: int = 0  # what needed copying (mc's "Total")
     transferred_bytes: int = 0
     aborted_uploads: int = 0
+    updated: int = 0  # identical bytes, headers/metadata rewritten in place
     started: float = 0.0
     finished: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -150,8 +137,8 @@ class MirrorResult:
 
     def counts_line(self) -> str:
         return (
-            f"Copied: {self.copied}, Skipped: {self.skipped}, Removed: {self.removed}, "
-            f"Failed: {self.failed}, Vanished: {self.vanished}"
+            f"Copied: {self.copied}, Updated: {self.updated}, Skipped: {self.skipped}, "
+            f"Removed: {self.removed}, Failed: {self.failed}, Vanished: {self.vanished}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +163,7 @@ class MirrorResult:
                 "total_bytes",
                 "transferred_bytes",
                 "aborted_uploads",
+                "updated",
             ):
                 setattr(out, name, getattr(out, name) + getattr(p, name))
             out.failures.extend(p.failures)
@@ -203,8 +191,8 @@ def explain(exc: BaseException, side: Side, doing: str) -> Exception:
             "extra.endpoint_url and that the service is up."
         )
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in AUTH_ERROR_CODES or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+        code = error_code(exc)
+        if is_auth_error(exc):
             return MirrorAuthError(
                 f"{where}: the service refused the credentials ({code or '403'}) while "
                 f"{doing}. Fix: check the access key (login) and secret (password), and "
@@ -220,24 +208,20 @@ def explain(exc: BaseException, side: Side, doing: str) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
-def check_side(side: Side, create_bucket: bool = False) -> str:
+def check_side(side: Side, create_missing: bool = False) -> str:
     """One cheap request on the side's own bucket (the seed's keys may only see that bucket).
-    With create_bucket, a missing bucket is created (the destination's setup)."""
+    With create_missing, a missing bucket is created (the destination's setup)."""
     try:
         side.client.list_objects_v2(Bucket=side.path.bucket, Prefix=base_prefix(side.path), MaxKeys=1)
         return f"{side.label}: {side.path} readable"
     except (ClientError, BotoCoreError) as exc:
         err = explain(exc, side, "listing the path")
-        if not (create_bucket and isinstance(err, ConfigError)):
+        if not (create_missing and isinstance(err, ConfigError)):
             raise err from None
     try:
-        side.client.create_bucket(Bucket=side.path.bucket)
+        create_bucket(side.client, side.path.bucket)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in (
-            "BucketAlreadyOwnedByYou",
-            "BucketAlreadyExists",
-        ):
-            raise explain(exc, side, "creating the bucket") from None
+        raise explain(exc, side, "creating the bucket") from None
     log.info("Created bucket %r on %s", side.path.bucket, side.label)
     return f"{side.label}: created bucket {side.path.bucket}"
 
@@ -297,14 +281,6 @@ _PLAIN_MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
 class Mirror:
@@ -440,8 +416,7 @@ class Mirror:
         src = action.source
         assert src is not None
         try:
-            if action.kind is Kind.CHECK and self._dest_has(src):
-                self._add(skipped=1)
+            if action.kind is Kind.CHECK and self._settle_check(src):
                 return
             self._add(total_bytes=src.size)
             for attempt in (1, 2):
@@ -467,30 +442,52 @@ class Mirror:
         except Exception as exc:  # one bad object must not stop the others; reported per object
             self._fail(action.key, f"{type(exc).__name__}: {exc}")
 
-    def _dest_has(self, src: ObjectInfo) -> bool:
-        try:
-            head = self.dest.client.head_object(Bucket=self.dest.path.bucket, Key=self.dest.key(src.key))
-        except ClientError as exc:
-            if _status(exc) == 404:
-                return False
-            raise
-        return (
-            head["ContentLength"] == src.size and head.get("Metadata", {}).get(SOURCE_ETAG_META) == src.etag
+    def _settle_check(self, src: ObjectInfo) -> bool:
+        """A CHECK action: same size, but either the ETags are not comparable or the source changed
+        after the copy was made (a metadata-only change keeps the ETag). Compare the two HEADs: True when
+        nothing is left to do (identical, or only headers/metadata differed and were updated in place)."""
+        dest_key = self.dest.key(src.key)
+        head = head_or_none(self.dest.client, self.dest.path.bucket, dest_key)
+        if head is None or int(head["ContentLength"]) != src.size:
+            return False
+        dest_meta = dict(head.get("Metadata", {}))
+        same_bytes = strip_etag(head.get("ETag")) == src.etag or dest_meta.get(SOURCE_ETAG_META) == src.etag
+        if not same_bytes:
+            return False
+        source_head = self._source_call(src.key, self.source.client.head_object, **self._if_match(src))
+        wanted_meta = {**source_head.get("Metadata", {}), SOURCE_ETAG_META: src.etag}
+        if content_headers(source_head) == content_headers(head) and wanted_meta == dest_meta:
+            self._add(skipped=1)
+            return True
+        # Only headers/metadata changed at the source: rewrite them in place, server-side.
+        self.dest.client.copy_object(
+            Bucket=self.dest.path.bucket,
+            Key=dest_key,
+            CopySource={"Bucket": self.dest.path.bucket, "Key": dest_key},
+            CopySourceIfMatch=head["ETag"],
+            MetadataDirective="REPLACE",
+            Metadata=wanted_meta,
+            **content_headers(source_head),
         )
+        log.info("%s -> %s (headers and metadata)", self.source.show(src.key), self.dest.show(src.key))
+        self._add(updated=1)
+        return True
 
     def _source_call(self, rel: str, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
         try:
             return fn(Bucket=self.source.path.bucket, Key=self.source.key(rel), **kwargs)
         except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404") or _status(exc) == 404:
+            if error_code(exc) in ("NoSuchKey", "404") or http_status(exc) == 404:
                 raise SourceVanished(rel) from None
-            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+            if error_code(exc) == "PreconditionFailed" or http_status(exc) == 412:
                 raise SourceChanged(rel) from None
             raise
 
     def _head_source(self, rel: str) -> ObjectInfo:
         head = self._source_call(rel, self.source.client.head_object)
-        return ObjectInfo(rel, int(head["ContentLength"]), strip_etag(head.get("ETag")))
+        return ObjectInfo(
+            rel, int(head["ContentLength"]), strip_etag(head.get("ETag")), head.get("LastModified")
+        )
 
     def _if_match(self, src: ObjectInfo) -> dict[str, str]:
         return {"IfMatch": f'"{src.etag}"'} if src.etag else {}
@@ -503,25 +500,29 @@ class Mirror:
 
     def _copy_single(self, src: ObjectInfo) -> None:
         with self._budget.hold(src.size):
-            data, extra, source_meta = self._get_whole(src)
+            resp = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))
+            data = resp["Body"].read()
             if len(data) != src.size:
                 raise TransferError(f"read {len(data)} bytes, the listing said {src.size}")
             md5_hex = self._expected_md5(src, data)
-            meta = {**source_meta, SOURCE_ETAG_META: src.etag}
-            content_md5 = _b64(bytes.fromhex(md5_hex))
             try:
-                put_etag = self.dest.data.put_object(
-                    self.dest.path.bucket, self.dest.key(src.key), data, content_md5, meta, extra
+                put = self.dest.client.put_object(
+                    Bucket=self.dest.path.bucket,
+                    Key=self.dest.key(src.key),
+                    Body=data,
+                    ContentMD5=_b64(bytes.fromhex(md5_hex)),
+                    Metadata={**resp.get("Metadata", {}), SOURCE_ETAG_META: src.etag},
+                    **content_headers(resp),
                 )
             except ClientError as exc:
-                if _code(exc) in ("BadDigest", "InvalidDigest"):
+                if error_code(exc) in ("BadDigest", "InvalidDigest"):
                     raise TransferError(
-                        f"the bytes read do not match the source ETag {src.etag} ({_code(exc)} from the "
+                        f"the bytes read do not match the source ETag {src.etag} ({error_code(exc)} from the "
                         "destination); nothing written"
                     ) from None
                 raise
-        if strip_etag(put_etag) not in ("", md5_hex):
-            raise TransferError(f"destination ETag {put_etag} is not the MD5 {md5_hex} sent")
+        if strip_etag(put.get("ETag")) not in ("", md5_hex):
+            raise TransferError(f"destination ETag {put.get('ETag')} is not the MD5 {md5_hex} sent")
 
     def _expected_md5(self, src: ObjectInfo, data: bytes) -> str:
         """The MD5 the destination must find in the body (sent as Content-MD5, so it checks it).
@@ -534,26 +535,13 @@ class Mirror:
             return src.etag.lower()
         return hashlib.md5(data).hexdigest()
 
-    def _get_whole(self, src: ObjectInfo) -> tuple[bytes, dict[str, str], dict[str, str]]:
-        """(body, content headers in boto3 names, user metadata) of a small source object."""
-        data = self.source.data
-
-        def get(Bucket: str, Key: str, IfMatch: str | None = None) -> dict[str, Any]:
-            obj = data.get_object(Bucket, Key, IfMatch)
-            return {"Body": obj.body, "ContentHeaders": obj.content_headers, "Metadata": obj.metadata}
-
-        resp = self._source_call(src.key, get, **self._if_match(src))  # same 404/412 handling as boto3
-        return resp["Body"], resp["ContentHeaders"], resp["Metadata"]
-
-    def _layout(self, src: ObjectInfo) -> tuple[int, dict[str, Any]]:
-        """Part size to use and the source's HEAD (metadata, content headers)."""
-        multipart = is_multipart_etag(src.etag)
-        # If-Match is left off the part HEAD (moto compares it with the part's ETag); every ranged GET
-        # carries it, which is what keeps the copy consistent.
-        kwargs: dict[str, Any] = {"PartNumber": 1} if multipart else self._if_match(src)
-        head = self._source_call(src.key, self.source.client.head_object, **kwargs)
-        if multipart:
+    def _part_size(self, src: ObjectInfo) -> int:
+        """The source's own part size when it is multipart (so the ETags match), else ours."""
+        if is_multipart_etag(src.etag):
             n = multipart_count(src.etag)
+            # If-Match is left off the part HEAD (moto compares it with the part's ETag); the GET carries
+            # it, which is what keeps the copy consistent. Only the part's size is used from this HEAD.
+            head = self._source_call(src.key, self.source.client.head_object, PartNumber=1)
             first = int(head.get("ContentLength", 0))
             # Services without ?partNumber support answer with the whole object: guess from size and N.
             if (
@@ -561,31 +549,31 @@ class Mirror:
                 and 0 < first <= self.opt.max_part_size
                 and -(-src.size // first) == n
             ):
-                return first, head
-            guessed = guess_part_size(src.size, n, self.opt.max_part_size)
-            if guessed:
-                return guessed, head
-        return choose_part_size(src.size, self.opt.part_size), head
+                return first
+            if guessed := guess_part_size(src.size, n, self.opt.max_part_size):
+                return guessed
+        return choose_part_size(src.size, self.opt.part_size)
 
     def _copy_multipart(self, src: ObjectInfo) -> None:
         """One streamed GET of the whole object, cut into parts that upload in parallel while the read
         goes on (memory: the byte budget). One sequential GET per object beats ranged GETs on services
-        that re-read the object per range (moto); objects run in parallel with each other."""
-        part_size, head = self._layout(src)
+        that re-read the object per range (moto); objects run in parallel with each other. The GET's
+        answer carries the object's content headers and user metadata, which the copy keeps."""
+        part_size = self._part_size(src)
+        resp = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))
+        body = resp["Body"]
+        headers = content_headers(resp)
+        meta = {**resp.get("Metadata", {}), SOURCE_ETAG_META: src.etag}
         dest_key = self.dest.key(src.key)
         bucket = self.dest.path.bucket
-        extra = {h: head[h] for h in CONTENT_HEADERS if head.get(h)}
-        meta = {**head.get("Metadata", {}), SOURCE_ETAG_META: src.etag}
         upload_id = self.dest.client.create_multipart_upload(
-            Bucket=bucket, Key=dest_key, Metadata=meta, **extra
+            Bucket=bucket, Key=dest_key, Metadata=meta, **headers
         )["UploadId"]
         completed = False
         futures: list[Future[bytes]] = []
         try:
             assert self._parts is not None
-            body = self._source_call(src.key, self.source.client.get_object, **self._if_match(src))["Body"]
-            for number, (first, last) in enumerate(part_ranges(src.size, part_size), start=1):
-                length = last - first + 1
+            for number, _offset, length in part_ranges(src.size, part_size):
                 held = self._budget.acquire(length)
                 try:
                     data = _read_exact(body, length)
@@ -615,6 +603,7 @@ class Mirror:
             completed = True
         finally:
             if not completed:
+                body.close()
                 for f in futures:
                     f.cancel()
                 wait(futures)  # let running parts end, so the abort is not raced by a late UploadPart
@@ -626,19 +615,31 @@ class Mirror:
                     )
         expected = hashlib.md5(b"".join(digests)).hexdigest() + f"-{len(digests)}"
         check = self.dest.client.head_object(Bucket=bucket, Key=dest_key)
+        problems = []
         if int(check["ContentLength"]) != src.size or strip_etag(check.get("ETag")) != expected:
-            self.dest.client.delete_object(Bucket=bucket, Key=dest_key)  # never leave a bad copy
-            raise TransferError(
-                f"destination has {check['ContentLength']} bytes / ETag {check.get('ETag')}, "
-                f"expected {src.size} / {expected}; removed it"
+            problems.append(
+                f"{check['ContentLength']} bytes / ETag {check.get('ETag')}, expected {src.size} / {expected}"
             )
+        if content_headers(check) != headers or check.get("Metadata", {}) != meta:
+            problems.append(
+                f"headers {content_headers(check)} / metadata {check.get('Metadata')}, "
+                f"expected {headers} / {meta}"
+            )
+        if problems:
+            self.dest.client.delete_object(Bucket=bucket, Key=dest_key)  # never leave a bad copy
+            raise TransferError(f"destination has {'; '.join(problems)}; removed it")
 
     def _upload_part(self, dest_key: str, upload_id: str, number: int, data: bytes, held: int) -> bytes:
         try:
             digest = hashlib.md5(data).digest()
-            etag, _ = self.dest.data.upload_part(
-                self.dest.path.bucket, dest_key, upload_id, number, data, content_md5_b64=_b64(digest)
-            )
+            etag = self.dest.client.upload_part(
+                Bucket=self.dest.path.bucket,
+                Key=dest_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=_b64(digest),
+            ).get("ETag", "")
         finally:
             del data
             self._budget.release(held)

@@ -10,12 +10,13 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore.client import BaseClient
 
 from datamover.errors import SourceError
-from datamover.s3client import S3Path
+from datamover.s3 import S3Path, strip_etag
 
 T = TypeVar("T")
 
@@ -25,6 +26,7 @@ class ObjectInfo:
     key: str  # relative to the side's path
     size: int
     etag: str  # without quotes
+    last_modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,6 @@ def scope_prefix(path: S3Path, scope: str = "") -> str:
     """Listing prefix for an optional sub-folder `scope` (e.g. a date) below the path."""
     scope = scope.strip("/")
     return base_prefix(path) + (f"{scope}/" if scope else "")
-
-
-def strip_etag(etag: str | None) -> str:
-    return (etag or "").strip('"')
 
 
 def list_pages(
@@ -93,7 +91,9 @@ def list_pages(
                     yield page
                 return
             if rel:  # the path's own folder marker is not an object below it
-                page.append(ObjectInfo(rel, int(obj["Size"]), strip_etag(obj.get("ETag"))))
+                page.append(
+                    ObjectInfo(rel, int(obj["Size"]), strip_etag(obj.get("ETag")), obj.get("LastModified"))
+                )
         if page:
             yield page
         if not resp.get("IsTruncated"):

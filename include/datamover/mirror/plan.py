@@ -8,6 +8,11 @@ Change detection, chosen so that a no-op resync needs the two listings and nothi
 - otherwise (same size, different ETag: e.g. a big single-part source we had to split, or an object
   written by another tool) -> `check`: one HEAD of the destination compares the source ETag the engine
   recorded in the object's metadata (`x-amz-meta-datamover-source-etag`); equal means identical.
+- Headers and user metadata are not in a listing. A change of only those (a CopyObject with
+  MetadataDirective REPLACE at the source) keeps the ETag but gives the source a newer LastModified
+  than the destination's copy: such a pair is a `check` too, and the engine compares the two HEADs
+  (and rewrites the destination's headers/metadata in place when only they differ). A copy written by
+  this engine is newer than its source, so a no-op resync still needs only the two listings.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ def compare(source: ObjectInfo, dest: ObjectInfo) -> Action:
     if source.size != dest.size:
         return Action(Kind.COPY, source.key, source, dest, f"size {dest.size} -> {source.size}")
     if source.etag and source.etag == dest.etag:
+        if source.last_modified and dest.last_modified and source.last_modified > dest.last_modified:
+            return Action(Kind.CHECK, source.key, source, dest, "source changed after the copy")
         return Action(Kind.SKIP, source.key, source, dest, "identical")
     return Action(Kind.CHECK, source.key, source, dest, "same size, ETags differ")
 
@@ -107,11 +114,6 @@ def choose_part_size(size: int, default: int, max_parts: int = 10_000) -> int:
     if need <= default:
         return default
     return math.ceil(need / MIB) * MIB
-
-
-def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
-    """(first byte, last byte) per part, inclusive, as HTTP Range wants them."""
-    return [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 
 
 def split_ranges(

@@ -1,84 +1,75 @@
-"""Thin Airflow adapters for the Offload Stage (logic in datamover.ark) and the Ark Log catalog."""
+"""Thin Airflow adapters for the Offload Stage (logic in datamover.ark) and the Ark Log catalog.
+
+Every operator takes the run's trigger-form values as `overrides` and reads the Offload Stage config
+through `datamover.ark.config.config_for_run`, so the file and the form are validated by one model.
+"""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowSkipException
+from botocore.exceptions import BotoCoreError, ClientError
 
 from datamover.ark import catalog
-from datamover.ark.config import OffloadStageConfig, load_config
+from datamover.ark.config import OffloadStageConfig, config_for_run
 from datamover.ark.credentials import check_credentials
-from datamover.ark.offload import MiB, OffloadEngine, OffloadOptions, summary
-from datamover.ark.progress import ERROR, FAILED, SCANNING, Progress, StatusPublisher, status_event
-from datamover.ark.scan import human_bytes, logs_of, scan, table
+from datamover.ark.format import detect
+from datamover.ark.offload import LogResult, OffloadEngine, OffloadOptions
+from datamover.ark.progress import ERROR, FAILED, REMOVED, SCANNING, Progress, StatusPublisher, status_event
+from datamover.ark.scan import human_bytes, scan, table, unknown_names
 from datamover.assets import ARK_LOGS
-from datamover.errors import ConnectionCheckError, TransferError
+from datamover.errors import ConfigError, PermanentError, TransferError
 from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
-from datamover.s3lean import LeanS3
+from datamover.operators.base import fail_fast
+from datamover.s3 import error_code, is_not_found
 from datamover.streams.definition import stream
+from datamover.units import MIB
 
 STATUS_TOPIC = "ark.offload.status"
 STATUS_STREAM = "ark_offload_status"
+FAILED_KEY = "failed"  # XCom beside the return value: [{"name", "error", "permanent"}]
 
 
-def _config(
-    config_path: str | None, overrides: Mapping[str, Any] | None, check_storage: bool = True
-) -> OffloadStageConfig:
-    return load_config(config_path or None, overrides or {}, check_storage=check_storage)
+def s3_hook(config: OffloadStageConfig) -> ObjectStoreHook:
+    return ObjectStoreHook(config.aws_conn_id, endpoint_url=config.endpoint_url)
 
 
 class _ArkOperator(BaseOperator):
-    template_fields: Sequence[str] = ("config_path", "overrides", "aws_conn_id")
+    template_fields: Sequence[str] = ("overrides",)
 
-    def __init__(
-        self,
-        *,
-        config_path: str | None = None,
-        overrides: Mapping[str, Any] | None = None,
-        aws_conn_id: str = "aws_default",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, overrides: Mapping[str, Any] | str | None = None, **kwargs: Any) -> None:
+        """`overrides`: the run's form values (the DAG passes "{{ params }}")."""
         super().__init__(**kwargs)
-        self.config_path = config_path
         self.overrides = overrides
-        self.aws_conn_id = aws_conn_id
 
-    def s3_hook(self, config: OffloadStageConfig) -> ObjectStoreHook:
-        return ObjectStoreHook(self.aws_conn_id, endpoint_override=config.endpoint_url)
+    def config(self) -> OffloadStageConfig:
+        if self.overrides is not None and not isinstance(self.overrides, Mapping):
+            raise ConfigError(f"{self.task_id}: overrides must be a mapping, got {self.overrides!r}")
+        return config_for_run(self.overrides)
 
 
 class ArkCredentialsOperator(_ArkOperator):
-    """STS GetCallerIdentity + HeadBucket: fail at once, before any data moves."""
-
-    template_fields: Sequence[str] = (*_ArkOperator.template_fields, "create_bucket")
-
-    def __init__(self, *, create_bucket: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.create_bucket = create_bucket
+    """STS GetCallerIdentity + HeadBucket: refused credentials fail the run at once, before any data moves."""
 
     def execute(self, context: Any) -> str:
-        config = _config(self.config_path, self.overrides, check_storage=False)
-        try:
+        with fail_fast():
+            config = self.config()
             result = check_credentials(
-                self.s3_hook(config).endpoint(),
-                config.destination_bucket,
-                create_bucket=bool(self.create_bucket),
+                s3_hook(config), config.destination_bucket, create=config.create_bucket
             )
-        except ConnectionCheckError as exc:
-            # Credentials do not heal by retrying: fail the run now, before any data is read or sent.
-            raise AirflowFailException(str(exc)) from exc
         self.log.info("Credentials OK: %s", result)
         return result
 
 
 class ArkScanOperator(_ArkOperator):
-    """Scan storage_base_path; log the table; return the scan (JSON) as XCom."""
+    """Scan storage_base_path; log the table of Ark Logs and ignored non-Ark data; return it (XCom)."""
 
     template_fields: Sequence[str] = (*_ArkOperator.template_fields, "settle_seconds")
 
@@ -87,89 +78,119 @@ class ArkScanOperator(_ArkOperator):
         self.settle_seconds = settle_seconds
 
     def execute(self, context: Any) -> dict[str, Any]:
-        config = _config(self.config_path, self.overrides)
-        result = scan(config.storage_base_path, settle_seconds=float(self.settle_seconds))
+        with fail_fast():
+            config = self.config().check_storage()
+            result = scan(config.storage, settle_seconds=float(self.settle_seconds))
         self.log.info("\n%s", table(result))
         return result
 
 
 class ArkOffloadOperator(_ArkOperator):
-    """Offload the selected logs with one engine (parallel across logs, files and parts) so a single
-    publisher reports the overall progress at 0.5 Hz; returns one record per verified log."""
+    """Offload the selected logs with one engine (parallel across logs, files and parts) so one publisher
+    reports the overall progress at 0.5 Hz on the status stream.
 
-    template_fields: Sequence[str] = (
-        *_ArkOperator.template_fields,
-        "selection",
-        "prefix",
-        "kafka_conn_id",
-        "status_topic",
-    )
+    The logs are scanned again when this runs (a retry after a crash sees what the crash left): a
+    selected log that is no longer on disk counts as offloaded when an earlier run left it complete
+    and verified in S3. A log that fails for a reason a retry may fix (the endpoint) is tried again up
+    to `log_attempts` times; one that fails for good (local data contradicting its manifest) is not.
+    The task succeeds with what it did: it returns one record per log verified in S3 (for the asset
+    events) and pushes XCom `failed`; the DAG's `report` task then fails the run naming the failed logs.
+    """
+
+    template_fields: Sequence[str] = (*_ArkOperator.template_fields, "logs", "dry_run", "kafka_conn_id")
 
     def __init__(
         self,
         *,
-        selection: Any,
-        prefix: str = "logs",
+        logs: Any = None,
+        dry_run: Any = False,
         kafka_conn_id: str = "kafka_default",
         status_topic: str = STATUS_TOPIC,
         concurrency: int = 10,
         min_part_size_mib: int = 8,
         status_interval: float = 2.0,
+        settle_seconds: float = 2.0,
+        log_attempts: int = 3,
+        retry_pause: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.selection = selection
-        self.prefix = prefix
+        self.logs = logs
+        self.dry_run = dry_run
         self.kafka_conn_id = kafka_conn_id
         self.status_topic = status_topic
         self.concurrency = concurrency
         self.min_part_size_mib = min_part_size_mib
         self.status_interval = status_interval
+        self.settle_seconds = settle_seconds
+        self.log_attempts = log_attempts
+        self.retry_pause = retry_pause
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        config = _config(self.config_path, self.overrides)
-        logs = logs_of(self.selection or [])
-        hook = self.s3_hook(config)
-        progress = Progress.for_logs(logs)
-        producer = KafkaHook(self.kafka_conn_id).producer()
-        offload_id = context["run_id"]
+        with fail_fast():
+            return self._offload(context)
 
-        def send(key: bytes, value: bytes) -> None:
-            producer.produce(self.status_topic, key=key, value=value)
-            producer.poll(0)
+    def _selection(self) -> list[str] | None:
+        if self.logs in (None, "", []):
+            return None
+        if not isinstance(self.logs, list) or not all(isinstance(n, str) for n in self.logs):
+            raise ConfigError(f"param 'logs' must be a list of log names, got {self.logs!r}.")
+        return list(dict.fromkeys(self.logs))
 
+    def _offload(self, context: Any) -> list[dict[str, Any]]:
+        if self.dry_run is True:
+            raise AirflowSkipException("dry_run: scan only (the Rescan button); nothing offloaded")
+        config = self.config().check_storage()
+        wanted = self._selection()
+        hook = s3_hook(config)
         engine = OffloadEngine(
-            hook.client(max_pool_connections=self.concurrency + 8),
+            hook.client(pool=self.concurrency + 8),
             config.destination_bucket,
             OffloadOptions(
-                prefix=self.prefix,
+                prefix=config.prefix,
                 concurrency=self.concurrency,
-                min_part_size=self.min_part_size_mib * MiB,
+                min_part_size=self.min_part_size_mib * MIB,
                 remove_after_offload=config.remove_after_offload,
             ),
-            progress=progress,
-            lean=LeanS3(hook.endpoint(), pool=self.concurrency + 8),
         )
+        found, rejected = detect(config.storage, settle_seconds=self.settle_seconds)
+        by_name = {lg.name: lg for lg in found}
+        names = wanted if wanted is not None else sorted(by_name)
+        local = [by_name[n] for n in names if n in by_name]
+        earlier: list[LogResult] = []
+        unknown = []
+        for name in (n for n in names if n not in by_name):
+            done = engine.already_offloaded(name)
+            (earlier.append(done) if done else unknown.append(name))
+        if unknown:
+            non_ark = {r.path: r.reason for r in rejected}
+            raise ConfigError(unknown_names(list(by_name), non_ark, unknown, str(config.storage)))
+        if not names:
+            raise AirflowSkipException(f"no Ark Logs in {config.storage}")
+
+        progress = Progress.for_logs(local)
+        engine.progress = progress
+        for r in earlier:
+            progress.add_finished(r.name, r.size, REMOVED if config.remove_after_offload else r.state)
+            self.log.info("%s: offloaded by an earlier run (complete and verified in S3)", r.name)
         self.log.info(
-            "Offloading %d log(s), %s, to s3://%s/%s/ (remove_after_offload=%s)",
-            len(logs),
+            "Offloading %d log(s), %s, to s3://%s/%s/ via %s (remove_after_offload=%s)",
+            len(local),
             human_bytes(progress.bytes_total),
             config.destination_bucket,
-            self.prefix,
+            config.prefix,
+            hook.describe(),
             config.remove_after_offload,
         )
+        channel = KafkaHook(self.kafka_conn_id).side_channel(self.status_topic, ensure=True, logger=self.log)
         publisher = StatusPublisher(
-            progress,
-            stream(STATUS_STREAM),
-            send,
-            offload_id,
-            interval=self.status_interval,
-            log=self.log.info,
+            progress, stream(STATUS_STREAM), channel.send, context["run_id"], interval=self.status_interval
         )
+        results: dict[str, LogResult] = {}
         try:
             with publisher:
                 try:
-                    results = engine.run(logs)
+                    results = self._run_with_retries(engine, local, progress, config)
                 finally:
                     progress.finish()
         except Exception as exc:  # unexpected: still publish Error as the final status
@@ -178,38 +199,85 @@ class ArkOffloadOperator(_ArkOperator):
             publisher.publish()
             raise
         finally:
-            producer.flush(10)
-        report = summary(results, engine.stats)
-        self.log.info("Offload %s; stats: %s", progress.state.upper(), report["stats"])
-        failed = [r for r in results if r.state == FAILED]
-        if failed:
-            raise TransferError(
-                f"{len(failed)} of {len(results)} log(s) not offloaded: "
-                + "; ".join(f"{r.name}: {r.error}" for r in failed)
-                + ". Their local files are untouched and completed parts stay in S3: run again to resume."
+            channel.close()
+        self.log.info(
+            "Offload %s: %s; stats: %s", progress.state.upper(), progress.line(), engine.stats.to_dict()
+        )
+        done = [*earlier, *(r for r in results.values() if r.state != FAILED)]
+        failed = [r for r in results.values() if r.state == FAILED]
+        records = [self._record(r, config, context["run_id"]) for r in done]
+        for r in done:
+            self.log.info("%s: %s, %d object(s), %s", r.name, r.state, len(r.objects), r.s3_uri)
+        context["ti"].xcom_push(
+            key=FAILED_KEY,
+            value=[{"name": r.name, "error": r.error, "permanent": r.permanent} for r in failed],
+        )
+        return records
+
+    def _run_with_retries(
+        self, engine: OffloadEngine, logs: list[Any], progress: Progress, config: OffloadStageConfig
+    ) -> dict[str, LogResult]:
+        results = {r.name: r for r in engine.run(logs)}
+        for attempt in range(2, self.log_attempts + 1):
+            again = [r.name for r in results.values() if r.state == FAILED and not r.permanent]
+            if not again:
+                break
+            self.log.warning(
+                "Trying %d log(s) again in %.0f s (attempt %d of %d): %s",
+                len(again),
+                self.retry_pause * (attempt - 1),
+                attempt,
+                self.log_attempts,
+                ", ".join(again),
             )
-        endpoint = hook.endpoint()
-        return [
-            {
-                "name": r.name,
-                "s3_uri": r.s3_uri,
-                "bucket": config.destination_bucket,
-                "manifest_key": r.manifest_key,
-                "state": r.state,
-                "aws_conn_id": self.aws_conn_id,
-                "endpoint_override": config.endpoint_url,
-                "offload_id": offload_id,
-                "objects": len(r.objects),
-                "size": sum(o["size"] for o in r.objects.values()),
-                "endpoint": endpoint.endpoint_url,
-            }
-            for r in results
-        ]
+            time.sleep(self.retry_pause * (attempt - 1))
+            fresh, _ = detect(config.storage, settle_seconds=0)  # what the failed attempt left on disk
+            retry = [lg for lg in fresh if lg.name in again]
+            for name in again:
+                progress.restart(name)
+            results.update({r.name: r for r in engine.run(retry)})
+        return results
+
+    def _record(self, r: LogResult, config: OffloadStageConfig, run_id: str) -> dict[str, Any]:
+        """What the asset event carries (and catalog_ingest reads): names and sizes, no checksums."""
+        return {
+            "name": r.name,
+            "s3_uri": r.s3_uri,
+            "bucket": config.destination_bucket,
+            "manifest_key": r.manifest_key,
+            "state": r.state,
+            "earlier_run": r.earlier,
+            "aws_conn_id": config.aws_conn_id,
+            "endpoint_override": config.endpoint_url,
+            "offload_id": run_id,
+            "objects": len(r.objects),
+            "size": r.size,
+        }
+
+
+def offload_report(
+    offloaded: Sequence[Mapping[str, Any]] | None, failed: Sequence[Mapping[str, Any]] | None
+) -> str:
+    """The run's closing line; raises PermanentError (the run fails, no retry) when a log failed."""
+    offloaded, failed = list(offloaded or []), list(failed or [])
+    removed = [r["name"] for r in offloaded if r["state"] == REMOVED]
+    kept = [r["name"] for r in offloaded if r["state"] != REMOVED]
+    parts = [
+        f"{len(offloaded)} log(s) offloaded and verified in S3"
+        + (f" ({', '.join(kept)} kept locally" if kept else " (")
+        + (f"{'; ' if kept else ''}{', '.join(removed)} removed locally)" if removed else ")"),
+    ]
+    if failed:
+        parts.append(
+            f"{len(failed)} failed, their local files untouched and completed parts kept in S3 for the next "
+            "run: " + "; ".join(f"{f['name']}: {f['error']}" for f in failed)
+        )
+        raise PermanentError(". ".join(parts) + ". Fix the cause, then run again: it resumes.")
+    return parts[0].replace(" ()", "")
 
 
 def publish_scanning(kafka_conn_id: str, topic: str, offload_id: str, logs_total: int) -> None:
-    """One 'scanning' status message, so a UI sees the run start before the offload."""
-    producer = KafkaHook(kafka_conn_id).producer()
+    """One 'scanning' status message, so a UI sees the run start before the offload (best effort)."""
     snapshot = {
         "state": SCANNING,
         "percent": 0.0,
@@ -222,74 +290,69 @@ def publish_scanning(kafka_conn_id: str, topic: str, offload_id: str, logs_total
         "errors": [],
     }
     event = status_event(stream(STATUS_STREAM), snapshot, offload_id, host=socket.gethostname())
-    producer.produce(topic, key=offload_id.encode(), value=event.encode())
-    producer.flush(10)
+    with KafkaHook(kafka_conn_id).side_channel(topic, ensure=True) as channel:
+        channel.send(offload_id.encode(), event.encode())
 
 
-class CatalogIngestOperator(BaseOperator):
-    """Upsert one catalog row per Ark Log from its manifest in S3. Logs come from the triggering
-    `ark_logs` asset events; without events (a manual run), from every manifest under the prefix."""
+class CatalogIngestOperator(_ArkOperator):
+    """Upsert one catalog row per Ark Log from its manifest in S3, one log at a time. Logs come from the
+    triggering `ark_logs` asset events; without events (a manual run), from every manifest under the
+    configured prefix. A log that cannot be read (its bucket or manifest is gone) is named with its
+    bucket and key; the rows of the others are written first, then the task fails."""
 
-    template_fields: Sequence[str] = (
-        "config_path",
-        "overrides",
-        "prefix",
-        "aws_conn_id",
-        "postgres_conn_id",
-        "table",
-    )
+    template_fields: Sequence[str] = (*_ArkOperator.template_fields, "postgres_conn_id", "table")
 
     def __init__(
-        self,
-        *,
-        config_path: str | None = None,
-        overrides: Mapping[str, Any] | None = None,
-        prefix: str = "logs",
-        aws_conn_id: str = "aws_default",
-        postgres_conn_id: str = "catalog_postgres",
-        table: str = catalog.TABLE,
-        **kwargs: Any,
+        self, *, postgres_conn_id: str = "catalog_postgres", table: str = catalog.TABLE, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.config_path = config_path
-        self.overrides = overrides
-        self.prefix = prefix
-        self.aws_conn_id = aws_conn_id
         self.postgres_conn_id = postgres_conn_id
         self.table = table
 
     def execute(self, context: Any) -> list[str]:
+        with fail_fast():
+            return self._ingest(context)
+
+    def _targets(self, context: Any) -> list[tuple[str, str | None, str, str]]:
+        """(connection id, endpoint override, bucket, manifest key) per log to ingest."""
         events = list((context.get("triggering_asset_events") or {}).get(ARK_LOGS, []) or [])
-        targets: list[tuple[str, str | None, str, str]] = []  # (conn id, endpoint override, bucket, key)
-        for event in events:
-            extra = event.extra or {}
-            targets.append(
-                (
-                    str(extra.get("aws_conn_id") or self.aws_conn_id),
-                    extra.get("endpoint_override"),
-                    str(extra["bucket"]),
-                    str(extra["manifest_key"]),
-                )
-            )
         if events:
-            self.log.info("Ingesting %d log(s) from the triggering asset events", len(targets))
-        else:
-            config = _config(self.config_path, self.overrides, check_storage=False)
-            client = ObjectStoreHook(self.aws_conn_id, endpoint_override=config.endpoint_url).client()
-            keys = list(catalog.manifest_keys(client, config.destination_bucket, self.prefix))
-            self.log.info(
-                "No triggering asset events: ingesting the %d manifest(s) under s3://%s/%s/",
-                len(keys),
-                config.destination_bucket,
-                self.prefix,
-            )
-            targets = [(self.aws_conn_id, config.endpoint_url, config.destination_bucket, k) for k in keys]
+            targets = {}
+            for event in events:  # the same log twice (re-offloaded) is ingested once
+                extra = event.extra or {}
+                key = (str(extra["bucket"]), str(extra["manifest_key"]))
+                targets[key] = (
+                    str(extra.get("aws_conn_id") or "aws_default"),
+                    extra.get("endpoint_override"),
+                    *key,
+                )
+            self.log.info("Ingesting %d log(s) from %d triggering asset event(s)", len(targets), len(events))
+            return list(targets.values())
+        config = self.config()
+        client = s3_hook(config).client()
+        keys = list(catalog.manifest_keys(client, config.destination_bucket, config.prefix))
+        self.log.info(
+            "No triggering asset events: ingesting the %d manifest(s) under s3://%s/%s/",
+            len(keys),
+            config.destination_bucket,
+            config.prefix,
+        )
+        return [(config.aws_conn_id, config.endpoint_url, config.destination_bucket, k) for k in keys]
+
+    def _ingest(self, context: Any) -> list[str]:
         clients: dict[tuple[str, str | None], Any] = {}
-        rows = []
-        for conn_id, override, bucket, key in targets:
-            if (conn_id, override) not in clients:
-                clients[conn_id, override] = ObjectStoreHook(conn_id, endpoint_override=override).client()
-            rows.append(catalog.row_from_s3(clients[conn_id, override], bucket, key))
+        rows, problems, gone = [], [], 0
+        for conn_id, override, bucket, key in self._targets(context):
+            where = f"s3://{bucket}/{key} (connection {conn_id!r})"
+            try:
+                if (conn_id, override) not in clients:
+                    clients[conn_id, override] = ObjectStoreHook(conn_id, endpoint_url=override).client()
+                rows.append(catalog.row_from_s3(clients[conn_id, override], bucket, key))
+            except (ClientError, BotoCoreError, ValueError, PermanentError) as exc:
+                reason = f"S3 {error_code(exc)}" if isinstance(exc, ClientError) else str(exc)
+                gone += is_not_found(exc) or isinstance(exc, (ValueError, PermanentError))
+                problems.append(f"log {key.rstrip('/').split('/')[-2]!r}: {where}: {reason}")
+                self.log.error("Not ingested: %s", problems[-1])
         with PostgresHook(self.postgres_conn_id).connect() as conn:
             catalog.ensure_table(conn, self.table)
             count = catalog.upsert(conn, rows, self.table)
@@ -303,4 +366,20 @@ class CatalogIngestOperator(BaseOperator):
                 human_bytes(row["size_bytes"]),
             )
         self.log.info("Upserted %d row(s) into %s", count, self.table)
+        if problems:
+            message = f"{len(problems)} log(s) not ingested ({count} were): " + "; ".join(problems)
+            # A bucket or manifest that is gone does not come back by retrying; anything else may.
+            raise (PermanentError if gone == len(problems) else TransferError)(message)
         return [row["name"] for row in rows]
+
+
+__all__ = [
+    "FAILED_KEY",
+    "STATUS_TOPIC",
+    "ArkCredentialsOperator",
+    "ArkOffloadOperator",
+    "ArkScanOperator",
+    "CatalogIngestOperator",
+    "offload_report",
+    "publish_scanning",
+]

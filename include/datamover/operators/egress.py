@@ -1,26 +1,27 @@
 """Thin Airflow adapters for egress: dump one table to S3, check the dump bucket, write the manifest.
 
-The work is in datamover.egress (pure logic); these classes only read connections and context,
-log, and turn errors that a retry cannot fix into AirflowFailException.
+The work is in datamover.egress (pure logic); these classes only read connections and context, log,
+and let errors no retry can fix fail the task at once (`fail_fast`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
+from datamover.config import validate
 from datamover.egress.bucket import BucketRules, preflight
 from datamover.egress.config import TableSpec
 from datamover.egress.dump import check_snapshot_allowed, dump_table, parse_interval, prepare_session
 from datamover.egress.manifest import build_manifest, put_manifest, verify_objects
 from datamover.egress.pipeline import StreamTuning
-from datamover.errors import ConfigError, ConnectionCheckError, SourceError
+from datamover.errors import ConfigError
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.operators.base import fail_fast
 from datamover.units import MIB
 
 
@@ -29,43 +30,33 @@ class PostgresToS3CsvOperator(BaseOperator):
     into s3://bucket/key with a parallel multipart upload (SSE AES256). Memory stays bounded; a failure
     aborts the upload so no partial object appears. Returns the dump's stats (rows, bytes, sha256, ...).
 
-    mode "incremental" selects `interval_start <= timestamp_column < interval_end` (default: the run's
+    `table` is a table entry of egress_dump.yaml (name, schema, mode, timestamp_column, columns, ...).
+    Mode "incremental" selects `interval_start <= timestamp_column < interval_end` (default: the run's
     data interval); mode "snapshot" takes the whole table and refuses past days unless
     `allow_snapshot_backfill`.
     """
 
     template_fields: Sequence[str] = (
         "table",
-        "schema",
         "bucket",
         "key",
         "interval_start",
         "interval_end",
         "postgres_conn_id",
         "s3_conn_id",
-        "columns",
-        "hash_columns",
-        "timestamp_column",
     )
     ui_color = "#e3ecfa"
 
     def __init__(
         self,
         *,
-        table: str,
+        table: Mapping[str, Any],
         bucket: str,
         key: str,
-        schema: str = "public",
-        mode: str = "snapshot",
-        timestamp_column: str | None = None,
-        columns: list[str] | None = None,
-        hash_columns: list[str] | None = None,
-        order_by: list[str] | None = None,
-        header: bool = True,
         postgres_conn_id: str = "egress_postgres",
         s3_conn_id: str = "aws_default",
-        interval_start: str | None = "{{ data_interval_start }}",
-        interval_end: str | None = "{{ data_interval_end }}",
+        interval_start: Any = "{{ data_interval_start }}",
+        interval_end: Any = "{{ data_interval_end }}",
         compression_level: int = 1,
         part_size_mib: int = 8,
         upload_workers: int = 4,
@@ -76,13 +67,6 @@ class PostgresToS3CsvOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.table = table
-        self.schema = schema
-        self.mode = mode
-        self.timestamp_column = timestamp_column
-        self.columns = columns
-        self.hash_columns = hash_columns or []
-        self.order_by = order_by or []
-        self.header = header
         self.bucket = bucket
         self.key = key
         self.postgres_conn_id = postgres_conn_id
@@ -96,84 +80,53 @@ class PostgresToS3CsvOperator(BaseOperator):
         self.allow_snapshot_backfill = allow_snapshot_backfill
         self.snapshot_max_lag_hours = snapshot_max_lag_hours
 
-    def table_spec(self) -> TableSpec:
-        return TableSpec.from_dict(
-            {
-                "name": self.table,
-                "schema": self.schema,
-                "mode": self.mode,
-                "timestamp_column": self.timestamp_column,
-                "columns": self.columns,
-                "hash_columns": list(self.hash_columns),
-                "order_by": list(self.order_by),
-                "header": self.header,
-            },
-            where=f"{self.task_id} (table {self.table!r})",
-        )
-
     def execute(self, context: Any) -> dict[str, Any]:
-        try:
-            spec = self.table_spec()
-            # A snapshot needs no interval (and under a trigger timetable start == end): only its end.
-            interval = parse_interval(
-                self.interval_start, self.interval_end, empty_ok=spec.mode == "snapshot"
-            )
-            if interval is not None:
-                dag_run = context.get("dag_run")
-                run_type = getattr(getattr(dag_run, "run_type", None), "value", None) or str(
-                    getattr(dag_run, "run_type", "") or ""
-                )
-                check_snapshot_allowed(
-                    spec,
-                    interval.end,
-                    datetime.now(UTC),
-                    run_type,
-                    self.allow_snapshot_backfill,
-                    self.snapshot_max_lag_hours,
-                )
-            elif spec.mode == "incremental":
-                raise ConfigError(f"Table '{spec.name}': mode incremental needs interval_start/interval_end.")
-            tuning = StreamTuning(
-                part_size=self.part_size_mib * MIB,
-                upload_workers=self.upload_workers,
-                compression_level=self.compression_level,
-            )
-        except (ConfigError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        with fail_fast():
+            return self._dump(context)
 
+    def _dump(self, context: Any) -> dict[str, Any]:
+        spec = validate(TableSpec, dict(self.table), f"{self.task_id}: table")
+        # A snapshot needs no interval (and under a trigger timetable start == end): only its end.
+        interval = parse_interval(self.interval_start, self.interval_end, empty_ok=spec.mode == "snapshot")
+        if interval is not None:
+            dag_run = context.get("dag_run")
+            run_type = getattr(getattr(dag_run, "run_type", None), "value", None) or str(
+                getattr(dag_run, "run_type", "") or ""
+            )
+            check_snapshot_allowed(
+                spec,
+                interval.end,
+                datetime.now(UTC),
+                run_type,
+                self.allow_snapshot_backfill,
+                self.snapshot_max_lag_hours,
+            )
+        elif spec.mode == "incremental":
+            raise ConfigError(f"Table '{spec.name}': mode incremental needs interval_start/interval_end.")
+        tuning = StreamTuning(
+            part_size=self.part_size_mib * MIB,
+            upload_workers=self.upload_workers,
+            compression_level=self.compression_level,
+        )
         self.log.info("Table '%s': Data collection started.", spec.name)
         pg = PostgresHook(self.postgres_conn_id)
-        s3 = ObjectStoreHook(self.s3_conn_id).client(max_pool_connections=self.upload_workers + 2)
-        try:
-            with pg.connect() as conn:
-                prepare_session(conn, self.session_timezone)
-                result = dump_table(
-                    conn,
-                    s3,
-                    spec,
-                    bucket=self.bucket,
-                    key=self.key,
-                    interval=interval,
-                    tuning=tuning,
-                    source=pg.describe(),
-                    log=self.log.warning,
-                )
-        except SourceError as exc:  # unknown table or column: a retry cannot fix it
-            raise AirflowFailException(str(exc)) from exc
+        s3 = ObjectStoreHook(self.s3_conn_id).client(pool=self.upload_workers + 2)
+        with pg.connect() as conn:
+            prepare_session(conn, self.session_timezone)
+            result = dump_table(
+                conn,
+                s3,
+                spec,
+                bucket=self.bucket,
+                key=self.key,
+                interval=interval,
+                tuning=tuning,
+                source=pg.describe(),
+                log=self.log.warning,
+            )
         self.log.info("%s", result.summary())
         self.log.info("Table '%s': Dump uploaded to intermediate storage.", spec.name)
         return result.to_dict()
-
-
-def _flag(value: object) -> bool:
-    """Templated flags arrive as text ("True", "false") unless the DAG renders native objects."""
-    if isinstance(value, str):
-        if value.strip().lower() in ("true", "1", "yes", "on"):
-            return True
-        if value.strip().lower() in ("false", "0", "no", "off", "", "none"):
-            return False
-        raise AirflowFailException(f"{value!r} is not a true/false flag.")
-    return bool(value)
 
 
 class S3BucketPreflightOperator(BaseOperator):
@@ -213,18 +166,17 @@ class S3BucketPreflightOperator(BaseOperator):
         self.apply_rules = apply_rules
 
     def execute(self, context: Any) -> dict[str, Any]:
-        client = ObjectStoreHook(self.s3_conn_id).client()
-        try:
+        with fail_fast():
+            hook = ObjectStoreHook(self.s3_conn_id)
             report = preflight(
-                client,
+                hook.client(),
                 self.bucket,
                 BucketRules(int(self.lifecycle_days), self.prefix),
-                create_missing=_flag(self.create_missing),
-                apply=_flag(self.apply_rules),
-                enforce=_flag(self.enforce),
+                create_missing=self.create_missing is True,
+                apply=self.apply_rules is True,
+                enforce=self.enforce is True,
+                where=hook.describe(),
             )
-        except ConnectionCheckError as exc:  # a rule is missing: retrying will not add it
-            raise AirflowFailException(str(exc)) from exc
         if report.created:
             self.log.info(
                 "Bucket %r created with AES256 default encryption and a %s-day lifecycle rule.",
@@ -286,5 +238,5 @@ class EgressManifestOperator(BaseOperator):
             manifest["totals"]["rows"],
             manifest["totals"]["compressed_bytes"],
         )
-        print("Success.")
+        self.log.info("Success.")
         return manifest["totals"]

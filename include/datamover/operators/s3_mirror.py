@@ -11,42 +11,39 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from datamover.errors import ConfigError, TransferError
 from datamover.hooks.pushgateway import PushgatewayHook
 from datamover.hooks.s3 import ObjectStoreHook
-from datamover.mirror.engine import Mirror, MirrorAuthError, MirrorOptions, MirrorResult, Side, check_side
+from datamover.mirror.engine import Mirror, MirrorOptions, MirrorResult, Side, check_side
 from datamover.mirror.listing import KeyRange, flatten, list_pages
 from datamover.mirror.metrics import summary_registry
 from datamover.mirror.plan import split_ranges
+from datamover.operators.base import fail_fast
 from datamover.units import MIB
 
 SHARD_RESULT_KEY = "shard_result"
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def _side(conn_id: str, alias: str, pool: int = 48) -> Side:
     hook = ObjectStoreHook(conn_id)
-    return Side.connect(hook.endpoint(), hook.path(), alias, pool)
+    return Side(client=hook.client(pool=pool), path=hook.path(), label=conn_id, alias=alias)
 
 
-def _run_date(context: Any) -> str:
-    """The date folder of this run, with egress_dump's convention (folder = data interval start):
-    the date an asset event of the dump carries, else the data interval start, else the logical date,
-    else (a run without either) the day it was queued for."""
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            extra = getattr(event, "extra", None) or {}
-            if extra.get("date"):
-                return str(extra["date"])
+def run_dates(context: Any) -> list[str]:
+    """The date folders of this run, with egress_dump's convention (folder = data interval start):
+    the dates of every dump asset event the run consumed (several when runs of the dump queued up, e.g.
+    after a backfill), else the data interval start, else the logical date, else the day it was queued."""
+    dates = {
+        str(extra["date"])
+        for events in (context.get("triggering_asset_events") or {}).values()
+        for event in events
+        if (extra := getattr(event, "extra", None) or {}).get("date")
+    }
+    if dates:
+        return sorted(dates)
     when = context.get("data_interval_start") or context.get("logical_date") or context["dag_run"].run_after
-    return when.strftime("%Y-%m-%d")
+    return [when.strftime("%Y-%m-%d")]
 
 
 class S3MirrorPlanOperator(BaseOperator):
@@ -85,34 +82,38 @@ class S3MirrorPlanOperator(BaseOperator):
         self.create_dest_bucket = create_dest_bucket
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        with fail_fast():
+            return self._plan(context)
+
+    def _plan(self, context: Any) -> list[dict[str, Any]]:
         scope = str(self.scope or "all").strip()
-        folder = "" if scope == "all" else _run_date(context) if scope == "day" else scope.strip("/")
-        shards = int(self.shards)
-        if not 1 <= shards <= 256:
-            raise ConfigError(f"shards={shards}: use 1..256.")
+        folders = [""] if scope == "all" else run_dates(context) if scope == "day" else [scope.strip("/")]
+        shards = self.shards
+        if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 256:
+            raise ConfigError(f"param shards={shards!r}: use a whole number 1..256.")
         source, dest = _side(self.source_conn_id, "input", 4), _side(self.dest_conn_id, "output", 4)
-        try:
-            self.log.info("%s", check_side(source))
-            self.log.info("%s", check_side(dest, create_bucket=self.create_dest_bucket))
+        self.log.info("%s", check_side(source))
+        self.log.info("%s", check_side(dest, create_missing=self.create_dest_bucket))
+        plan = []
+        for folder in folders:
             ranges = [KeyRange()]
             if shards > 1:
                 ranges = split_ranges(
                     flatten(list_pages(source.client, source.path, folder, label=source.label)), shards
                 )
-        except MirrorAuthError as exc:
-            raise AirflowFailException(str(exc)) from None
-        self.log.info(
-            "Mirror %s -> %s, scope %r, %d shard(s)", source.path, dest.path, folder or "all", len(ranges)
-        )
-        return [
-            {
-                "scope": folder,
-                "key_range": r.to_dict(),
-                "remove_extraneous": _as_bool(self.remove_extraneous),
-                "max_delete": int(self.max_delete),
-            }
-            for r in ranges
-        ]
+            self.log.info(
+                "Mirror %s -> %s, scope %r, %d shard(s)", source.path, dest.path, folder or "all", len(ranges)
+            )
+            plan += [
+                {
+                    "scope": folder,
+                    "key_range": r.to_dict(),
+                    "remove_extraneous": self.remove_extraneous is True,
+                    "max_delete": 1000 if self.max_delete is None else int(self.max_delete),
+                }
+                for r in ranges
+            ]
+        return plan
 
 
 class S3MirrorOperator(BaseOperator):
@@ -145,25 +146,26 @@ class S3MirrorOperator(BaseOperator):
         self.max_buffer_mib = max_buffer_mib
 
     def execute(self, context: Any) -> dict[str, Any]:
+        with fail_fast():
+            return self._copy(context)
+
+    def _copy(self, context: Any) -> dict[str, Any]:
         pool = self.object_workers + self.part_workers + 4
         source, dest = _side(self.source_conn_id, "input", pool), _side(self.dest_conn_id, "output", pool)
         options = MirrorOptions(
             scope=self.shard.get("scope", ""),
             key_range=KeyRange.from_dict(self.shard.get("key_range")),
-            remove_extraneous=_as_bool(self.shard.get("remove_extraneous", False)),
+            remove_extraneous=self.shard.get("remove_extraneous") is True,
             max_delete=int(self.shard.get("max_delete", 1000)),
             object_workers=self.object_workers,
             part_workers=self.part_workers,
             part_size=self.part_size_mib * MIB,
             max_buffer_bytes=self.max_buffer_mib * MIB,
         )
-        try:
-            result = Mirror(source, dest, options).run()
-        except MirrorAuthError as exc:
-            raise AirflowFailException(str(exc)) from None
-        self.log.info("%s", result.summary_line())
+        result = Mirror(source, dest, options).run()
+        self.log.info("Scope %r: %s", options.scope or "all", result.summary_line())
         self.log.info("%s", result.counts_line())
-        context["ti"].xcom_push(key=SHARD_RESULT_KEY, value=result.to_dict())
+        context["ti"].xcom_push(key=SHARD_RESULT_KEY, value={**result.to_dict(), "scope": options.scope})
         if result.failed:
             raise TransferError(f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10]))
         return result.to_dict()
@@ -196,7 +198,16 @@ class S3MirrorSummaryOperator(BaseOperator):
         pulled = context["ti"].xcom_pull(task_ids=self.copy_task_id, key=SHARD_RESULT_KEY)
         if isinstance(pulled, dict):
             pulled = [pulled]
-        shard_results = [MirrorResult.from_dict(r) for r in (pulled or []) if r]
+        pulled = [r for r in (pulled or []) if r]
+        shard_results = [MirrorResult.from_dict(r) for r in pulled]
+        by_scope: dict[str, list[MirrorResult]] = {}
+        for raw, shard in zip(pulled, shard_results, strict=True):
+            by_scope.setdefault(str(raw.get("scope", "")), []).append(shard)
+        scopes = {}
+        for scope, parts in sorted(by_scope.items()):
+            day = MirrorResult.combine(parts)
+            scopes[scope or "all"] = {"summary": day.summary_line(), **day.to_dict()}
+            self.log.info("Scope %r: %s; %s", scope or "all", day.summary_line(), day.counts_line())
         result = MirrorResult.combine(shard_results)
         self.log.info("%s", result.summary_line())
         self.log.info("%s", result.counts_line())
@@ -208,7 +219,12 @@ class S3MirrorSummaryOperator(BaseOperator):
             )
         except OSError as exc:  # the mirror is done; a metrics outage must not undo that
             self.log.warning("Could not push metrics to %r: %s", self.pushgateway_conn_id, exc)
-        summary = {**result.to_dict(), "summary": result.summary_line(), "shards": len(shard_results)}
+        summary = {
+            **result.to_dict(),
+            "summary": result.summary_line(),
+            "shards": len(shard_results),
+            "scopes": scopes,
+        }
         planned = context["ti"].xcom_pull(task_ids=self.plan_task_id) or []
         if result.failed:
             raise TransferError(f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10]))

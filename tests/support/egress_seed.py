@@ -1,6 +1,6 @@
 """Demo data for egress_dump: the seed's two tables in schema `egress_demo`, idempotent.
 
-    python -m datamover.egress.demo_seed            # DSN from DATAMOVER_PG_DSN or the PG* variables
+    python -m tests.support.egress_seed            # DSN from DATAMOVER_PG_DSN or the PG* variables
 
 Rows are generated relative to today's date (UTC), so reseeding on the same day gives the same
 content, and the incremental table always has rows in yesterday's interval.

@@ -1,6 +1,6 @@
 """Generate a folder of sample Ark Logs plus one example of each kind of non-Ark data (idempotent).
 
-python -m datamover.ark.sample DIR [--scale 1.0]
+python -m tests.support.ark_demo DIR [--scale 1.0]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from datamover.ark.format import generate_junk, generate_log
+from tests.support.ark_samples import generate_junk, generate_log
 
 MB = 1_000_000
 
