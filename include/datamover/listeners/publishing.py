@@ -223,6 +223,7 @@ class TaskLogs:
             instance=f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}/{ti.try_number}",
         )
         self.member_id = member_id
+        self._key = member_id.encode()
         self.level = logging.getLevelName(tl.level)
         self.handler = StreamLogHandler(self.publish, self.level)
         self.loggers = [logging.getLogger(name) for name in tl.loggers]
@@ -236,7 +237,8 @@ class TaskLogs:
             self._tap_structlog()
 
     def publish(self, record: Record) -> bool:
-        return self.channel.publish(self.events.event(record), self.member_id)
+        definition, value = self.events.encode(record)
+        return self.channel.publisher.publish_encoded(definition, self._key, value)
 
     def _tap(self, _logger: Any, _method: str, event_dict: Any) -> Any:
         try:

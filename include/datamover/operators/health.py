@@ -49,7 +49,9 @@ class HealthAlertOperator(BaseOperator):
 
     def execute(self, context: Any) -> None:
         alert = self.alert
-        raise AirflowFailException(
+        message = (
             f"Health alert {alert.get('kind')} for member {alert.get('member_id')} "
             f"(cluster {alert.get('cluster_id') or '?'}): {alert.get('reason')}"
         )
+        self.log.error("%s", message)
+        raise AirflowFailException(message)

@@ -282,7 +282,7 @@ class StreamDefinition:
         return getattr(self, name)
 
     @cached_property
-    def _encoder(self) -> Callable[[Any, Any, Any, int], bytes | None]:
+    def encoder(self) -> Callable[[Any, Any, Any, int], bytes | None]:
         """`encode(meta, correlation, payload, ts)`: the JSON of an event whose values all fit, or None
         (then `Event.validate` says why). Generated once per definition: one straight run of type checks
         per attribute, in definition order, and one msgspec encode; no loop, no per-attribute call."""
@@ -405,7 +405,7 @@ class Event:
         definition = self.definition
         if not definition.is_template:
             ts = self.timestamp_ms if self.timestamp_ms is not None else int(time.time() * 1000)
-            data = definition._encoder(self.meta, self.correlation, self.payload, ts)
+            data = definition.encoder(self.meta, self.correlation, self.payload, ts)
             if data is not None:
                 return data
         return self._encode_checked()

@@ -36,6 +36,7 @@ DEFAULT_PATTERN = (
     r"(?:(?P<logger>[A-Za-z_][\w.]*)\s+-\s+)?(?P<message>.*)$"
 )
 PRIORITIES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+_NO_CORRELATION: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class LogEvents:
         self.identity = identity
         self.app_name = app_name
         self.instance = instance
+        self._meta = {"memberId": identity.member_id}
         self._day: tuple[int, StreamDefinition] | None = None
 
     def stream_for(self, time_ms: int) -> StreamDefinition:
@@ -78,6 +80,25 @@ class LogEvents:
             )
             self._day = (day, definition)
         return self._day[1]
+
+    def encode(self, record: Record) -> tuple[StreamDefinition, bytes]:
+        """The record's event, validated and encoded (the fast path of `event(record).encode()`)."""
+        definition = self.stream_for(record.time_ms)
+        identity = self.identity
+        payload = {
+            "tenantID": identity.tenant_id,
+            "serverName": identity.server_name,
+            "appName": self.app_name,
+            "logTime": record.time_ms,
+            "priority": record.priority,
+            "message": record.message,
+            "logger": record.logger,
+            "ip": identity.ip,
+            "instance": self.instance,
+            "stacktrace": record.stacktrace,
+        }
+        data = definition.encoder(self._meta, _NO_CORRELATION, payload, record.time_ms)
+        return definition, data if data is not None else self.event(record).encode()
 
     def event(self, record: Record) -> Event:
         identity = self.identity

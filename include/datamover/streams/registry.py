@@ -98,6 +98,12 @@ class EventPublisher:
             key, value = definition_message(d)
             self._send(self.definitions_topic, key, value)
 
+    def publish_encoded(self, definition: StreamDefinition, key: bytes | None, value: bytes) -> bool:
+        """Send an event already validated and encoded against `definition` (e.g. `LogEvents.encode`)."""
+        if definition.stream_id not in self._published:
+            self.announce(definition)
+        return self._send(self.events_topic, key, value)
+
     def publish(self, event: Event, key: bytes | str | None = None) -> bool:
         """Validate and send one event; False if it was invalid or dropped."""
         try:

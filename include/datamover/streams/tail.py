@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -119,6 +120,12 @@ class KafkaTransactions:
         self.timeout_s = timeout_s
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        # pipelined commits: a worker commits one batch while the tailer reads and encodes the next
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._worker: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._failure: BaseException | None = None
 
     @property
     def producer(self) -> Producer:
@@ -176,6 +183,56 @@ class KafkaTransactions:
             self.reset(abort=True)
             raise
 
+    def submit(
+        self,
+        messages: list[tuple[str, bytes | None, bytes]],
+        position: Position,
+        path: str,
+        done: Callable[[], None],
+    ) -> None:
+        """`commit` in the worker thread, batches in order; waits while one batch is already queued
+        (memory stays bounded). Raises the failure of an earlier batch instead (see `recover`)."""
+        self.raise_failure()
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name=f"tail-commit-{self.key}", daemon=True)
+            self._worker.start()
+        with self._idle:
+            self._pending += 1
+        self._queue.put((messages, position, path, done))
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                if self._failure is None:  # after a failure, later batches are dropped: they are re-read
+                    messages, position, path, done = item
+                    self.commit(messages, position, path)
+                    done()
+            except BaseException as exc:
+                self._failure = exc
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted batch is committed or dropped; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def recover(self) -> None:
+        """After a failure: wait for the worker, forget the producer (its transaction is aborted or gets
+        fenced by the next one) and the failure; the tailer then reads the committed position back."""
+        self.drain(2 * self.timeout_s + 10)
+        self.reset(abort=True)
+        self._failure = None
+
     def reset(self, abort: bool = False) -> None:
         """Forget the producer (after a failure); the next one fences it and ends its transaction."""
         producer, self._producer = self._producer, None
@@ -184,6 +241,11 @@ class KafkaTransactions:
                 producer.abort_transaction(5)
 
     def close(self) -> None:
+        self.drain(self.timeout_s + 5)
+        if self._worker is not None and self._worker.is_alive():
+            self._queue.put(None)
+            self._worker.join(5)
+        self._worker = None
         self.reset(abort=True)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
@@ -296,7 +358,7 @@ class FileTailer:
                 type(exc).__name__,
                 exc,
             )
-        self.store.reset(abort=True)
+        self.store.recover()
         self._ready = False  # re-read the committed position, reopen the file there
 
     # ------------------------------------------------------------- positioning
@@ -385,6 +447,7 @@ class FileTailer:
 
     def step(self) -> bool:
         """Read, assemble, commit what is complete; False when there was nothing to do."""
+        self.store.raise_failure()  # a batch that failed to commit: start over from the committed position
         now_ms = int(time.time() * 1000)
         read_any = self._read(now_ms)
         if not read_any:
@@ -543,14 +606,25 @@ class FileTailer:
         publisher = EventPublisher(
             collect, self.events_topic, self.definitions_topic, logger=self.log, announced=self._announced
         )
+        encode, publish, key = self.events.encode, publisher.publish_encoded, self.key
         for record, _ in self._pending:
-            publisher.publish(self.events.event(record), self.key)
+            try:
+                publish(*encode(record), key)
+            except ValueError as exc:  # a record that fits no event (a bug): skipped, said once
+                publisher.invalid += 1
+                if publisher.invalid == 1:
+                    self.log.warning("Tailing %s: a record was not sent: %s", self.path, exc)
         end = self._pending[-1][1] if self._pending else self._committed_offset_in_current_file()
         position = self._position(end)
-        self.store.commit(messages, position, self.path)
-        self._announced = set(publisher.announced)  # committed with the events that needed them
-        self.sent_records += len(self._pending)
-        self.transactions += 1
+        records = len(self._pending)
+
+        def committed() -> None:
+            self.sent_records += records
+            self.transactions += 1
+
+        self.store.submit(messages, position, self.path, committed)
+        # (a batch that fails makes the tailer start over from what Kafka has, so these may run ahead)
+        self._announced = set(publisher.announced)
         self._pending = []
         self._committed = position
         self._last_commit = time.monotonic()
