@@ -72,7 +72,7 @@ standalone: airflow-init sample-data
 	$(WITH_ENV) airflow standalone
 
 # Every benchmark, one after the other (each prints its own figures and ratios).
-bench: bench-dump bench-sync bench-offload
+bench: bench-dump bench-sync bench-offload bench-streams
 
 # moto keeps every object in RAM and slows as it grows: each S3 benchmark starts from a fresh one.
 .PHONY: fresh-moto
