@@ -162,7 +162,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
                 "create_bucket": True,
             }
         },
-        **streams_configs(tag),
+        **streams_configs(tag, work),
     )
     # A backfill files a snapshot table's current rows under past days only when allowed.
     egress = (ROOT / "include/config/egress_dump.yaml").read_text()

@@ -21,7 +21,7 @@ from datamover.streams.definition import definitions_topic, stream
 from datamover.streams.health import HEALTH_STREAM, HealthPublisher, Member
 from datamover.streams.registry import DefinitionRegistry
 from tests.e2e.conftest import AirflowStack, wait_for
-from tests.e2e.streams_settings import SILENCE_TIMEOUT_S
+from tests.e2e.streams_settings import SILENCE_TIMEOUT_S, TAILED_APP
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +37,16 @@ def topics(stack: AirflowStack) -> tuple[str, str]:
 
 
 def read_all(topic: str) -> list[dict[str, Any]]:
-    """Every event on the topic now, decoded with the published definitions only."""
+    """Every event on the topic now (committed ones), decoded with the published definitions only."""
 
     def consumer() -> Consumer:
-        return Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"e2e-{uuid.uuid4()}"})
+        return Consumer(
+            {
+                "bootstrap.servers": BOOTSTRAP,
+                "group.id": f"e2e-{uuid.uuid4()}",
+                "isolation.level": "read_committed",
+            }
+        )
 
     events, registry = consumer(), DefinitionRegistry(consumer(), definitions_topic())
     tp = TopicPartition(topic, 0, OFFSET_BEGINNING)
@@ -73,6 +79,23 @@ def test_every_component_and_the_workers_publish_health_and_task_logs(airflow_st
     assert ours and all(p["logger"].startswith("airflow.task.operators.datamover") for p in ours), logs[:5]
     assert any("Kafka at" in p["message"] for p in ours), [p["message"] for p in ours]
     assert all(p["instance"].startswith(f"connectivity_check/{run_id}/") for p in ours)
+
+
+def test_the_scheduler_tails_the_log_file_configured_for_it(airflow_stack: AirflowStack) -> None:
+    stack = airflow_stack
+    _, logs_topic = topics(stack)
+    tailed = Path(stack.env["DATAMOVER_CONFIG_DIR"]).parent / "tailed.log"
+    lines = [f"2026-11-24 10:00:0{i},000 INFO e2e.app - e2e line {i}" for i in range(5)]
+    with tailed.open("a") as f:
+        f.write("\n".join([*lines[:3], "Traceback (most recent call last):", "  boom", *lines[3:]]) + "\n")
+
+    def tailed_records() -> list[dict[str, Any]]:
+        return [d["payload"] for d in read_all(logs_topic) if d["payload"]["appName"] == TAILED_APP]
+
+    records = wait_for(lambda: len(got := tailed_records()) >= 5 and got, 120, "the tailed lines on Kafka")
+    assert [r["message"] for r in records] == [f"e2e line {i}" for i in range(5)]
+    assert records[2]["stacktrace"] == "Traceback (most recent call last):\n  boom"
+    assert {r["instance"] for r in records} == {str(tailed)}
 
 
 class Ghost:

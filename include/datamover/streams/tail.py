@@ -609,7 +609,8 @@ class FileTailer:
         encode, publish, key = self.events.encode, publisher.publish_encoded, self.key
         for record, _ in self._pending:
             try:
-                publish(*encode(record), key)
+                definition, value = encode(record)
+                publish(definition, key, value)
             except ValueError as exc:  # a record that fits no event (a bug): skipped, said once
                 publisher.invalid += 1
                 if publisher.invalid == 1:
