@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from datamover.streams.definition import Event, StreamDefinition
 
@@ -39,9 +39,9 @@ PRIORITIES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 _NO_CORRELATION: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Record:
-    """One log record: its first line parsed, the lines that followed it as the stack trace."""
+class Record(NamedTuple):
+    """One log record: its first line parsed, the lines that followed it as the stack trace. (A tuple:
+    one is made per line, and a frozen dataclass costs several times as much to build.)"""
 
     time_ms: int
     priority: str
@@ -124,18 +124,34 @@ class LogEvents:
 def parse_time_ms(text: str, default_tz: Any = UTC) -> int | None:
     """Epoch ms of an ISO-8601-like timestamp (`,` or `.` before the fraction); naive = `default_tz`.
     The whole seconds are parsed once per distinct second (log lines come many to a second)."""
-    if len(text) >= 19:
-        base, rest = text[:19], text[19:]
+    if len(text) < 19:
+        return None
+    rest = text[19:]
+    if not rest:
         ms = 0
-        if rest[:1] in (".", ","):
-            zone = rest[1:].lstrip("0123456789")
-            digits = rest[1 : len(rest) - len(zone)]
-            ms = int((digits + "000")[:3]) if digits else 0
-            rest = zone
-        seconds = _epoch_seconds(base, rest, default_tz)
-        if seconds is not None:
-            return seconds * 1000 + ms
-    return None
+    elif rest[0] in ".," and len(rest) == 4 and rest[1:].isdigit():  # the usual ",123": no zone
+        ms, rest = int(rest[1:]), ""
+    elif rest[0] in ".,":
+        zone = rest[1:].lstrip("0123456789")
+        digits = rest[1 : len(rest) - len(zone)]
+        ms = int((digits + "000")[:3]) if digits else 0
+        rest = zone
+    else:
+        ms = 0
+    if default_tz is UTC:  # the common case: a plain dict lookup per line
+        key = text[:19] + rest
+        seconds = _UTC_SECONDS.get(key, _UNPARSED)
+        if seconds is _UNPARSED:
+            if len(_UTC_SECONDS) > 65_536:
+                _UTC_SECONDS.clear()
+            seconds = _UTC_SECONDS[key] = _epoch_seconds(text[:19], rest, UTC)
+    else:
+        seconds = _epoch_seconds(text[:19], rest, default_tz)
+    return None if seconds is None else seconds * 1000 + ms  # type: ignore[operator]
+
+
+_UTC_SECONDS: dict[str, int | object | None] = {}
+_UNPARSED = object()
 
 
 @lru_cache(maxsize=4096)
@@ -159,26 +175,37 @@ class LineFormat:
     default_logger: str = ""
     _start: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_start", re.compile(self.start))
-        object.__setattr__(self, "_pattern", re.compile(self.pattern))
+        pattern = re.compile(self.pattern)
+        object.__setattr__(self, "_pattern", pattern)
+        # the named groups, in Record order; a pattern without one of them gets an always-empty twin
+        names = ("time", "priority", "logger", "message")
+        if any(n in pattern.groupindex for n in names):
+            missing = "".join(f"(?P<{n}>)" for n in names if n not in pattern.groupindex)
+            if missing:
+                pattern = re.compile(f"(?:{self.pattern}){missing}")
+                object.__setattr__(self, "_pattern", pattern)
+        groups = names if any(n in pattern.groupindex for n in names) else ()
+        object.__setattr__(self, "_groups", groups)
 
     def starts_record(self, line: str) -> bool:
         return self._start.match(line) is not None
 
     def parse(self, line: str, now_ms: int) -> Record:
         m = self._pattern.match(line)
-        fields = m.groupdict() if m else {}
-        stamp = fields.get("time")
+        if m is None:
+            return Record(now_ms, self.default_priority.upper(), self.default_logger, line)
+        stamp, priority, logger, message = m.group(*self._groups) if self._groups else (None,) * 4
         time_ms = parse_time_ms(stamp) if stamp else None
-        priority = (fields.get("priority") or self.default_priority).upper()
-        message = fields.get("message")
+        priority = (priority or self.default_priority).upper()
         return Record(
-            time_ms=time_ms if time_ms is not None else now_ms,
-            priority=PRIORITIES.get(priority, priority),
-            logger=fields.get("logger") or self.default_logger,
-            message=message if message is not None else line,
+            time_ms if time_ms is not None else now_ms,
+            PRIORITIES.get(priority, priority),
+            logger or self.default_logger,
+            message if message is not None else line,
         )
 
 
@@ -222,8 +249,7 @@ class Assembler:
             return None
         record = self.fmt.parse(self._head, now_ms)
         if self._trace:
-            trace = "\n".join(self._trace)
-            record = Record(record.time_ms, record.priority, record.logger, record.message, trace)
+            record = record._replace(stacktrace="\n".join(self._trace))
         done = (record, self._end)
         self._head, self._trace, self._size = None, [], 0
         return done
