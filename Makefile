@@ -74,7 +74,7 @@ standalone: airflow-init sample-data
 
 # Every benchmark, one after the other (each prints its own figures, ratios and CPU seconds per process).
 # The S3 benchmarks start private moto servers of their own (moto slows as it fills), never the shared one.
-bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring
+bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring bench-streams
 
 clean: services-down
 	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)

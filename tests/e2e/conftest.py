@@ -29,6 +29,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ROOT, deployment_config, services_env
+from tests.e2e.streams_settings import streams_configs
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL = {"success", "failed"}
@@ -161,6 +162,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
                 "create_bucket": True,
             }
         },
+        **streams_configs(tag, work),
     )
     # A backfill files a snapshot table's current rows under past days only when allowed.
     egress = (ROOT / "include/config/egress_dump.yaml").read_text()

@@ -8,6 +8,7 @@ and never raises into the work it describes (see `SideChannel`).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -27,11 +28,36 @@ class KafkaHook(CheckedConnection, KafkaBaseHook):
     def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name) -> None:
         super().__init__(kafka_config_id=kafka_config_id)
 
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        """The task SDK's lookup, and outside a task the metadata DB too.
+
+        Airflow's own server components (scheduler, triggerer, dag-processor, api-server), where the
+        health and log publishers run, are not task processes: there the SDK asks the environment and
+        external secrets backends only (until the component marks itself a server, which the
+        dag-processor never does), so a connection defined in the UI would not be found."""
+        try:
+            return super().get_connection(conn_id)
+        except Exception:
+            runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+            if getattr(runner, "SUPERVISOR_COMMS", None) is not None:
+                raise  # a task process: the SDK's answer is the answer
+            try:
+                from airflow.models.connection import Connection
+            except ImportError:  # a worker without airflow-core
+                raise
+            return Connection.get_connection_from_secrets(conn_id)
+
     def client_config(self) -> dict[str, Any]:
-        """The connection's librdkafka config (the provider resolves callbacks and managed auth)."""
+        """The connection's librdkafka config (the provider resolves callbacks and managed auth). Looked
+        up once per hook: clients built later, e.g. in a background thread, need no second lookup."""
+        cached: dict[str, Any] | None = getattr(self, "_client_config", None)
+        if cached is not None:
+            return dict(cached)
         self.require_connection()
         try:
-            return self._build_config()
+            self._client_config = self._build_config()
+            return dict(self._client_config)
         except ValueError as exc:
             raise ConfigError(
                 f"Connection {self.conn_label!r}: {exc}. Fix the extra, e.g. "
@@ -122,14 +148,19 @@ class _RateLimited(logging.Filter):
 
 
 class SideChannel:
-    """Best-effort events on one topic: `send()` never blocks and never raises. With `ensure`, the topic
-    is created if missing (a few seconds at most; a failure is one more warning, not an error).
+    """Best-effort events on one topic: `send()` never blocks and never raises.
 
-    The buffer is bounded (`max_buffered` messages in librdkafka's queue); a message that cannot be
-    delivered within `delivery_timeout_s` (broker down) or finds the buffer full is dropped and counted.
-    The first drop logs one warning naming the connection and the servers; `close()` logs how many were
-    dropped. librdkafka's own log is rate-limited to a line per `log_interval_s`. A connection that is
-    missing or malformed disables the channel with a warning instead of failing the caller.
+    While Kafka is unreachable, events wait in librdkafka's queue, bounded in memory (`max_buffered`
+    messages and `max_buffered_kib`), and are delivered once the broker is back; an event that finds the
+    buffer full, or is still undelivered after `delivery_timeout_s`, is dropped and counted. The first
+    drop of an outage logs one warning naming the connection and the servers, later drops are summed up
+    at most once per `log_interval_s`, and the recovery says how many were lost; `close()` logs the total.
+    librdkafka's own log is rate-limited to a line per `log_interval_s`. A connection that is missing or
+    malformed disables the channel with a warning instead of failing the caller.
+
+    `send(..., topic=other)` puts an event on another topic through the same producer (the definitions
+    of a stream go next to its events). With `ensure`, the topic is created if missing (a few seconds at
+    most; a failure is one more warning, not an error).
     """
 
     def __init__(
@@ -138,17 +169,24 @@ class SideChannel:
         topic: str,
         *,
         ensure: bool = False,
-        max_buffered: int = 10_000,
-        delivery_timeout_s: float = 30,
+        max_buffered: int = 100_000,
+        max_buffered_kib: int = 32 * 1024,
+        delivery_timeout_s: float = 300,
         log_interval_s: float = 60,
         logger: Any = None,
+        **producer_config: Any,
     ) -> None:
         self.topic = topic
         self.log = logger or log
         self.sent = 0
         self.dropped = 0
+        self.max_buffered = max_buffered
+        self.delivery_timeout_s = delivery_timeout_s
+        self.log_interval_s = log_interval_s
         self._lock = threading.Lock()
-        self._warned = False
+        self._outage = False  # a warning was logged and no delivery succeeded since
+        self._reported_drops = 0  # drops already counted in a warning
+        self._last_report = 0.0
         self._where = f"connection {hook.conn_label!r}"
         rdkafka_log = logging.getLogger(f"datamover.kafka.{topic}")
         self._rate = _RateLimited(log_interval_s)
@@ -160,10 +198,12 @@ class SideChannel:
             self._producer: Producer | None = hook.producer(
                 **{
                     "queue.buffering.max.messages": max_buffered,
+                    "queue.buffering.max.kbytes": max_buffered_kib,
                     "message.timeout.ms": int(delivery_timeout_s * 1000),
                     "enable.idempotence": False,  # idempotence needs the broker up before the first send
                     "logger": rdkafka_log,
                     "error_cb": self._on_error,
+                    **producer_config,
                 }
             )
         except Exception as exc:  # a side channel must never stop the work it reports on
@@ -175,48 +215,99 @@ class SideChannel:
             if hook.ensure_topics([self.topic], timeout=5, logger=rdkafka_log, **{"socket.timeout.ms": 5000}):
                 self.log.info("Created topic %r via %s", self.topic, self._where)
         except Exception as exc:  # the broker may be down: the producer then buffers, then drops
-            self._warn_once(f"could not check or create the topic ({exc})")
+            self._warn(f"could not check or create the topic ({exc})")
+
+    @property
+    def enabled(self) -> bool:
+        return self._producer is not None
+
+    @property
+    def buffered(self) -> int:
+        """Events queued in memory, not delivered yet."""
+        return len(self._producer) if self._producer is not None else 0
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self._warn_once(f"Kafka unreachable ({error.str()})")
+            self._warn(
+                f"Kafka unreachable ({error.str()}); events wait in memory (at most {self.max_buffered} "
+                f"or the KiB bound, {self.delivery_timeout_s:g} s each) and are dropped beyond that"
+            )
 
-    def _warn_once(self, why: str) -> None:
+    def _warn(self, why: str) -> None:
+        """The first warning of an outage at once; later ones (with the drop count) rate-limited."""
+        now = time.monotonic()
         with self._lock:
-            if self._warned:
+            new_drops = self.dropped - self._reported_drops
+            if self._outage and (now - self._last_report < self.log_interval_s or not new_drops):
                 return
-            self._warned = True
-        self.log.warning(
-            "Events on topic %r via %s are being dropped: %s. The work goes on; the count follows at the end",
-            self.topic,
-            self._where,
-            why,
-        )
+            first = not self._outage
+            self._outage = True
+            self._last_report = now
+            self._reported_drops = self.dropped
+            dropped = self.dropped
+        if first:
+            self.log.warning(
+                "Events on topic %r via %s are not getting through: %s. The work goes on; %d dropped so far.",
+                self.topic,
+                self._where,
+                why,
+                dropped,
+            )
+        else:
+            self.log.warning(
+                "Events on topic %r via %s: %d more dropped (%d in all): %s.",
+                self.topic,
+                self._where,
+                new_drops,
+                dropped,
+                why,
+            )
 
     def _delivered(self, error: KafkaError | None, _message: Any) -> None:
+        recovered = False
         with self._lock:
             if error is None:
                 self.sent += 1
+                if self._outage:
+                    self._outage, recovered = False, True
+                    dropped = self.dropped
+                    self._reported_drops = dropped
             else:
                 self.dropped += 1
-        if error is not None:
-            self._warn_once(error.str())
+        if recovered:
+            self.log.warning(
+                "Events on topic %r via %s are delivered again (%d dropped during the outage so far).",
+                self.topic,
+                self._where,
+                dropped,
+            )
+        elif error is not None:
+            self._warn(error.str())
 
-    def send(self, key: bytes | str | None, value: bytes | str) -> bool:
+    def send(self, key: bytes | str | None, value: bytes | str, *, topic: str | None = None) -> bool:
         """Queue one event; False if it was dropped at once (channel disabled or buffer full)."""
         if self._producer is None:
             with self._lock:
                 self.dropped += 1
             return False
         try:
-            self._producer.produce(self.topic, key=key, value=value, on_delivery=self._delivered)
+            self._producer.produce(topic or self.topic, key=key, value=value, on_delivery=self._delivered)
         except (BufferError, KafkaException) as exc:
             with self._lock:
                 self.dropped += 1
-            self._warn_once(f"{type(exc).__name__}: {exc}")
+            self._warn(f"{type(exc).__name__}: {exc}")
             return False
         self._producer.poll(0)  # serve delivery callbacks, never wait
         return True
+
+    def poll(self) -> None:
+        """Serve delivery callbacks now (a publisher that sends rarely calls this between sends)."""
+        if self._producer is not None:
+            self._producer.poll(0)
+
+    def flush(self, timeout: float) -> int:
+        """Wait at most `timeout` seconds for queued events; returns how many are still queued."""
+        return self._producer.flush(timeout) if self._producer is not None else 0
 
     def close(self, timeout: float = 5) -> int:
         """Flush for at most `timeout` seconds; whatever is still queued then is dropped. Returns the

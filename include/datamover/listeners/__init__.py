@@ -1,0 +1,1 @@
+"""Airflow listeners (registered by the plugins in plugins/): glue around the pure packages."""

@@ -1,0 +1,337 @@
+"""Log records as events of the Stratos log streams (`logs.<tenantId>.<alias>.<yyyy.MM.dd>`).
+
+Two sources feed them:
+- log lines of a file (see tail.py): `LineFormat` tells where a record starts and which parts of the
+  line are time, priority, logger and message; `Assembler` groups each record's continuation lines
+  (a stack trace) into its `stacktrace`;
+- log records of this process (`StreamLogHandler`, a logging.Handler attached in task processes).
+
+`LogEvents` turns a record into a validated `Event` of the day's stream (UTC day of the record).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from datamover.streams.definition import Event, StreamDefinition
+
+LOGS_STREAM = "logs"  # the family in streams.yaml
+
+# A record starts with a timestamp: `2026-11-24 10:00:00,123 ...` or `[2026-11-24T10:00:00Z] ...`.
+DEFAULT_START = r"^\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+# Python logging's `%(asctime)s %(levelname)s %(name)s - %(message)s` (logger optional), and Airflow's
+# console format `2026-11-24T10:00:00.123456Z [info     ] message ...`.
+DEFAULT_PATTERN = (
+    r"^\[?(?P<time>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s+"
+    r"\[?\s*(?P<priority>(?i:trace|debug|info|notice|warn|warning|error|critical|fatal))\s*\]?:?\s+"
+    r"(?:(?P<logger>[A-Za-z_][\w.]*)\s+-\s+)?(?P<message>.*)$"
+)
+PRIORITIES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+_NO_CORRELATION: dict[str, Any] = {}
+
+
+class Record(NamedTuple):
+    """One log record: its first line parsed, the lines that followed it as the stack trace. (A tuple:
+    one is made per line, and a frozen dataclass costs several times as much to build.)"""
+
+    time_ms: int
+    priority: str
+    logger: str
+    message: str
+    stacktrace: str = ""
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    """Who publishes: the stream name parts and the payload fields that do not change per record."""
+
+    tenant_id: str
+    alias: str
+    member_id: str
+    server_name: str
+    ip: str
+
+
+class LogEvents:
+    """Events of `family` (the `logs` stream family) for one application instance."""
+
+    def __init__(self, family: StreamDefinition, identity: LogIdentity, app_name: str, instance: str) -> None:
+        self.family = family
+        self.identity = identity
+        self.app_name = app_name
+        self.instance = instance
+        self._meta = {"memberId": identity.member_id}
+        self._day: tuple[int, StreamDefinition] | None = None
+
+    def stream_for(self, time_ms: int) -> StreamDefinition:
+        day = time_ms // 86_400_000
+        if self._day is None or self._day[0] != day:
+            definition = self.family.resolve(
+                tenantId=self.identity.tenant_id, alias=self.identity.alias, date=time_ms
+            )
+            self._day = (day, definition)
+        return self._day[1]
+
+    def encode(self, record: Record) -> tuple[StreamDefinition, bytes]:
+        """The record's event, validated and encoded (the fast path of `event(record).encode()`)."""
+        definition = self.stream_for(record.time_ms)
+        identity = self.identity
+        payload = {
+            "tenantID": identity.tenant_id,
+            "serverName": identity.server_name,
+            "appName": self.app_name,
+            "logTime": record.time_ms,
+            "priority": record.priority,
+            "message": record.message,
+            "logger": record.logger,
+            "ip": identity.ip,
+            "instance": self.instance,
+            "stacktrace": record.stacktrace,
+        }
+        data = definition.encoder(self._meta, _NO_CORRELATION, payload, record.time_ms)
+        return definition, data if data is not None else self.event(record).encode()
+
+    def event(self, record: Record) -> Event:
+        identity = self.identity
+        return Event(
+            self.stream_for(record.time_ms),
+            meta={"memberId": identity.member_id},
+            payload={
+                "tenantID": identity.tenant_id,
+                "serverName": identity.server_name,
+                "appName": self.app_name,
+                "logTime": record.time_ms,
+                "priority": record.priority,
+                "message": record.message,
+                "logger": record.logger,
+                "ip": identity.ip,
+                "instance": self.instance,
+                "stacktrace": record.stacktrace,
+            },
+            timestamp_ms=record.time_ms,
+        )
+
+
+def parse_time_ms(text: str, default_tz: Any = UTC) -> int | None:
+    """Epoch ms of an ISO-8601-like timestamp (`,` or `.` before the fraction); naive = `default_tz`.
+    The whole seconds are parsed once per distinct second (log lines come many to a second)."""
+    if len(text) < 19:
+        return None
+    rest = text[19:]
+    if not rest:
+        ms = 0
+    elif rest[0] in ".," and len(rest) == 4 and rest[1:].isdigit():  # the usual ",123": no zone
+        ms, rest = int(rest[1:]), ""
+    elif rest[0] in ".,":
+        zone = rest[1:].lstrip("0123456789")
+        digits = rest[1 : len(rest) - len(zone)]
+        ms = int((digits + "000")[:3]) if digits else 0
+        rest = zone
+    else:
+        ms = 0
+    if default_tz is UTC:  # the common case: a plain dict lookup per line
+        key = text[:19] + rest
+        seconds = _UTC_SECONDS.get(key, _UNPARSED)
+        if seconds is _UNPARSED:
+            if len(_UTC_SECONDS) > 65_536:
+                _UTC_SECONDS.clear()
+            seconds = _UTC_SECONDS[key] = _epoch_seconds(text[:19], rest, UTC)
+    else:
+        seconds = _epoch_seconds(text[:19], rest, default_tz)
+    return None if seconds is None else seconds * 1000 + ms  # type: ignore[operator]
+
+
+_UTC_SECONDS: dict[str, int | object | None] = {}
+_UNPARSED = object()
+
+
+@lru_cache(maxsize=4096)
+def _epoch_seconds(base: str, zone: str, default_tz: Any) -> int | None:
+    try:
+        value = datetime.fromisoformat(base.replace(",", ".") + zone)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=default_tz)
+    return int(value.timestamp())
+
+
+@dataclass(frozen=True)
+class LineFormat:
+    """How to read the lines of one log file."""
+
+    start: str = DEFAULT_START
+    pattern: str = DEFAULT_PATTERN
+    default_priority: str = "INFO"
+    default_logger: str = ""
+    _start: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_start", re.compile(self.start))
+        pattern = re.compile(self.pattern)
+        object.__setattr__(self, "_pattern", pattern)
+        # the named groups, in Record order; a pattern without one of them gets an always-empty twin
+        names = ("time", "priority", "logger", "message")
+        if any(n in pattern.groupindex for n in names):
+            missing = "".join(f"(?P<{n}>)" for n in names if n not in pattern.groupindex)
+            if missing:
+                pattern = re.compile(f"(?:{self.pattern}){missing}")
+                object.__setattr__(self, "_pattern", pattern)
+        groups = names if any(n in pattern.groupindex for n in names) else ()
+        object.__setattr__(self, "_groups", groups)
+
+    def starts_record(self, line: str) -> bool:
+        return self._start.match(line) is not None
+
+    def parse(self, line: str, now_ms: int) -> Record:
+        m = self._pattern.match(line)
+        if m is None:
+            return Record(now_ms, self.default_priority.upper(), self.default_logger, line)
+        stamp, priority, logger, message = m.group(*self._groups) if self._groups else (None,) * 4
+        time_ms = parse_time_ms(stamp) if stamp else None
+        priority = (priority or self.default_priority).upper()
+        return Record(
+            time_ms if time_ms is not None else now_ms,
+            PRIORITIES.get(priority, priority),
+            logger or self.default_logger,
+            message if message is not None else line,
+        )
+
+
+class Assembler:
+    """Groups lines into records: a line that starts a record closes the one before; any other line is a
+    continuation (a stack trace line) of the open record, or a record of its own if none is open.
+
+    Each line comes with the file offset just after it, so every finished record knows where the next
+    one starts: the position a reader commits. `max_record_chars` bounds a record's stack trace."""
+
+    def __init__(self, fmt: LineFormat, max_record_chars: int = 256 * 1024) -> None:
+        self.fmt = fmt
+        self.max_record_chars = max_record_chars
+        self._head: str | None = None
+        self._trace: list[str] = []
+        self._size = 0
+        self._end = 0
+        self.truncated = 0  # continuation lines dropped by the bound
+
+    @property
+    def open(self) -> bool:
+        return self._head is not None
+
+    def feed(self, line: str, end_offset: int, now_ms: int) -> tuple[Record, int] | None:
+        """Add one line; returns (a finished record, the offset after it) when `line` closes one."""
+        if self._head is not None and not self.fmt.starts_record(line):
+            if self._size + len(line) < self.max_record_chars:
+                self._trace.append(line)
+                self._size += len(line) + 1
+            else:
+                self.truncated += 1
+            self._end = end_offset
+            return None
+        done = self.flush(now_ms)
+        self._head, self._trace, self._size, self._end = line, [], len(line), end_offset
+        return done
+
+    def flush(self, now_ms: int) -> tuple[Record, int] | None:
+        """Close the open record (the file went quiet, or ended)."""
+        if self._head is None:
+            return None
+        record = self.fmt.parse(self._head, now_ms)
+        if self._trace:
+            record = record._replace(stacktrace="\n".join(self._trace))
+        done = (record, self._end)
+        self._head, self._trace, self._size = None, [], 0
+        return done
+
+    def extend(self, end_offset: int) -> bool:
+        """The open record also covers the file up to `end_offset` (the skipped rest of a cut line)."""
+        if self._head is None:
+            return False
+        self._end = end_offset
+        return True
+
+    def reset(self) -> None:
+        self._head, self._trace, self._size = None, [], 0
+
+
+class StreamLogHandler(logging.Handler):
+    """Publishes the records of this process (e.g. the package's loggers in a task process) through
+    `publish(record) -> bool`. Never raises into the code that logs, never re-enters itself (a record
+    logged while publishing, e.g. by the Kafka client, is skipped), and skips `exclude` logger prefixes."""
+
+    def __init__(
+        self,
+        publish: Callable[[Record], Any],
+        level: int = logging.INFO,
+        exclude: tuple[str, ...] = ("datamover.kafka", "datamover.hooks.kafka", "datamover.hooks.streams"),
+    ) -> None:
+        super().__init__(level)
+        self.publish = publish
+        self.exclude = exclude
+        self.failed = 0
+        self._local = threading.local()
+        self._formatter = logging.Formatter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._local, "busy", False) or record.name.startswith(self.exclude):
+            return
+        self._local.busy = True
+        try:
+            stacktrace = ""
+            if record.exc_info and record.exc_info[0] is not None:
+                stacktrace = self._formatter.formatException(record.exc_info)
+            elif record.stack_info:
+                stacktrace = record.stack_info
+            self.publish(
+                Record(
+                    time_ms=int(record.created * 1000),
+                    priority=record.levelname,
+                    logger=record.name,
+                    message=record.getMessage(),
+                    stacktrace=stacktrace,
+                )
+            )
+        except Exception:  # never into the code that logs
+            self.failed += 1
+        finally:
+            self._local.busy = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed += 1
+
+
+def structlog_record(event_dict: dict[str, Any]) -> Record:
+    """A Record from a structlog event dict (Airflow's task loggers are structlog loggers)."""
+    exc = event_dict.get("exc_info")
+    stacktrace = ""
+    if isinstance(exc, BaseException):
+        stacktrace = "".join(traceback.format_exception(exc)).rstrip("\n")
+    elif isinstance(exc, tuple) and exc and exc[0] is not None:
+        stacktrace = "".join(traceback.format_exception(*exc)).rstrip("\n")
+    elif exc is True:
+        import sys
+
+        info = sys.exc_info()
+        if info[0] is not None:
+            stacktrace = "".join(traceback.format_exception(*info)).rstrip("\n")
+    elif isinstance(event_dict.get("exception"), str):
+        stacktrace = event_dict["exception"]
+    level = str(event_dict.get("level") or event_dict.get("log_level") or "info").upper()
+    return Record(
+        time_ms=int(time.time() * 1000),
+        priority=PRIORITIES.get(level, level),
+        logger=str(event_dict.get("logger") or event_dict.get("logger_name") or ""),
+        message=str(event_dict.get("event", "")),
+        stacktrace=stacktrace,
+    )

@@ -1,0 +1,139 @@
+"""Log lines and records -> log stream events: parsing, stack trace assembly, the in-process handler."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pytest
+
+from datamover.streams.definition import decode, stream
+from datamover.streams.logs import (
+    Assembler,
+    LineFormat,
+    LogEvents,
+    LogIdentity,
+    Record,
+    StreamLogHandler,
+    parse_time_ms,
+    structlog_record,
+)
+
+IDENTITY = LogIdentity("t1", "app", "h.scheduler", "h", "10.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "2026-11-24 10:00:00,123 INFO datamover.ark - Offload started",
+            (1795514400123, "INFO", "datamover.ark", "Offload started"),
+        ),
+        (
+            "2026-11-24T10:00:00.5Z [warning  ] slow part [datamover.x] n=3",
+            (1795514400500, "WARNING", "", "slow part [datamover.x] n=3"),
+        ),
+        ("2026-11-24 10:00:00 fatal: disk gone", (1795514400000, "CRITICAL", "", "disk gone")),
+        ("no timestamp at all", (42, "INFO", "", "no timestamp at all")),
+    ],
+)
+def test_line_format_parses_common_layouts(line: str, expected: tuple) -> None:
+    record = LineFormat().parse(line, now_ms=42)
+    assert (record.time_ms, record.priority, record.logger, record.message) == expected
+
+
+def test_times_with_offsets_and_bad_times() -> None:
+    assert parse_time_ms("2026-11-24T12:00:00+02:00") == 1795514400000
+    assert parse_time_ms("2026-13-99 99:00") is None
+
+
+def test_assembler_keeps_stack_traces_with_their_record() -> None:
+    assembler = Assembler(LineFormat())
+    lines = [
+        "2026-11-24 10:00:00 ERROR a - failed",
+        "Traceback (most recent call last):",
+        "  File 'x', line 1",
+        "ValueError: boom",
+        "2026-11-24 10:00:01 INFO a - next",
+    ]
+    done = [assembler.feed(text, end, 0) for end, text in enumerate(lines, start=1)]
+    assert done[:4] == [None, None, None, None]
+    record, end = done[4]
+    assert end == 4  # the next record starts after line 4
+    assert record.message == "failed" and record.stacktrace == "\n".join(lines[1:4])
+    last, end = assembler.flush(0)
+    assert last.message == "next" and last.stacktrace == "" and end == 5
+    assert assembler.flush(0) is None
+
+
+def test_assembler_bounds_a_stack_trace_and_takes_orphan_lines_as_records() -> None:
+    assembler = Assembler(LineFormat(), max_record_chars=100)
+    record, _ = assembler.feed("  orphan continuation", 1, 7) or assembler.flush(7)
+    assert record.message == "  orphan continuation" and record.time_ms == 7
+    assembler.feed("2026-11-24 10:00:00 ERROR a - failed", 2, 0)
+    for i in range(50):
+        assembler.feed(f"  frame {i}", 3 + i, 0)
+    record, end = assembler.flush(0)
+    assert len(record.stacktrace) < 100 and assembler.truncated > 0 and end == 52
+
+
+def test_log_events_use_one_stream_per_utc_day() -> None:
+    events = LogEvents(stream("logs"), IDENTITY, "app-name", "inst")
+    day1 = events.event(Record(1795514400000, "INFO", "l", "m"))
+    day2 = events.event(Record(1795514400000 + 86_400_000, "INFO", "l", "m"))
+    assert day1.definition.name == "logs.t1.app.2026.11.24"
+    assert day2.definition.name == "logs.t1.app.2026.11.25"
+    doc = decode(day1.encode(), day1.definition)
+    assert doc["meta"] == {"memberId": "h.scheduler"}
+    assert doc["payload"]["serverName"] == "h" and doc["payload"]["ip"] == "10.0.0.1"
+    assert doc["timestamp"] == 1795514400000
+    assert stream("logs").resolve(tenantId="t1", alias="app", date=date(2026, 11, 24)) == day1.definition
+
+
+def test_handler_publishes_records_never_raises_never_reenters() -> None:
+    published: list[Record] = []
+    logger = logging.getLogger("datamover.test_handler")
+
+    def publish(record: Record) -> bool:
+        published.append(record)
+        logger.warning("logged while publishing")  # would recurse without the guard
+        logging.getLogger("datamover.kafka.x").warning("librdkafka says")
+        return True
+
+    handler = StreamLogHandler(publish)
+    logger.addHandler(handler)
+    logging.getLogger("datamover.kafka.x").addHandler(handler)
+    try:
+        logger.info("hello %s", "world")
+        try:
+            raise KeyError("k")
+        except KeyError:
+            logger.exception("failed")
+        logger.debug("below the level")
+    finally:
+        logger.removeHandler(handler)
+        logging.getLogger("datamover.kafka.x").removeHandler(handler)
+    assert [r.message for r in published] == ["hello world", "failed"]
+    assert published[1].priority == "ERROR" and "KeyError: 'k'" in published[1].stacktrace
+
+    def broken(record: Record) -> bool:
+        raise RuntimeError("kafka client bug")
+
+    failing = StreamLogHandler(broken)
+    logger.addHandler(failing)
+    try:
+        logger.warning("still fine")
+    finally:
+        logger.removeHandler(failing)
+    assert failing.failed == 1
+
+
+def test_structlog_event_dicts() -> None:
+    try:
+        raise OSError("disk")
+    except OSError as exc:
+        event = {"event": "write failed", "level": "error", "logger": "x.y", "exc_info": exc}
+        record = structlog_record(event)
+    assert record.priority == "ERROR" and record.logger == "x.y" and record.message == "write failed"
+    assert record.stacktrace.endswith("OSError: disk")
+    assert structlog_record({"event": "w", "level": "warn"}).priority == "WARNING"
