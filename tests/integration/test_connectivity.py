@@ -83,3 +83,20 @@ def test_connectivity_check_dag_succeeds() -> None:
         "pushgateway_default",
     ):
         assert f"Connection '{conn_id}' OK" in result.stdout + result.stderr
+
+
+def test_rds_iam_connection_builds_its_token_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A postgres connection with extra iam=true (the source is RDS): the provider's hook asks the aws
+    connection's credentials for an RDS auth token instead of using a stored password."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RDS_IAM",
+        '{"conn_type": "postgres", "host": "egress.cluster-abc.eu-west-1.rds.amazonaws.com", "port": 5432, '
+        '"login": "dumper", "schema": "app", "extra": {"iam": true, "aws_conn_id": "aws_default"}}',
+    )
+    hook = PostgresHook("rds_iam")
+    login, token, port = hook.get_iam_token(hook.require_connection())
+    assert (login, port) == ("dumper", 5432)
+    assert token.startswith(
+        "egress.cluster-abc.eu-west-1.rds.amazonaws.com:5432/?Action=connect&DBUser=dumper"
+    )
+    assert "X-Amz-Signature=" in token and "X-Amz-Credential=AKIALOCALTESTKEY0001" in token

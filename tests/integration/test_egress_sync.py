@@ -304,3 +304,13 @@ def user_metadata(head: dict) -> dict[str, str]:
 
 def strip(etag: str) -> str:
     return etag.strip('"')
+
+
+def test_a_missing_destination_bucket_is_created(sides: tuple[Side, Side]) -> None:
+    _, dst = sides
+    fresh = side("egress_output", S3Path(f"sync-fresh-{uuid.uuid4().hex[:8]}", "x"), "output")
+    try:
+        assert check_side(fresh, create_missing=True) == f"egress_output: created bucket {fresh.path.bucket}"
+        assert check_side(fresh) == f"egress_output: {fresh.path} readable"
+    finally:
+        dst.client.delete_bucket(Bucket=fresh.path.bucket)

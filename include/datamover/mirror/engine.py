@@ -53,6 +53,7 @@ from datamover.mirror.plan import (
 from datamover.s3 import (
     S3Path,
     content_headers,
+    create_bucket,
     error_code,
     head_or_none,
     http_status,
