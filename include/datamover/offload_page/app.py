@@ -54,7 +54,7 @@ STATIC = {  # the only files served: name -> media type
 }
 CSRF_HEADER, CSRF_VALUE = "x-requested-with", "offload-page"
 KAFKA_CONN_ID = "kafka_default"
-CONFIG_TTL = 30.0
+CONFIG_TTL = 5.0
 
 
 def _static(name: str) -> bytes:

@@ -103,14 +103,16 @@ def recent_runs(session: Session, limit: int = RECENT_RUNS) -> list[RunRecord]:
     if not runs:
         return []
     tasks: dict[str, dict[str, str | None]] = {r.run_id: {} for r in runs}
+    ends: dict[str, dict[str, str | None]] = {r.run_id: {} for r in runs}
     for ti in session.execute(
-        select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state).where(
+        select(TaskInstance.run_id, TaskInstance.task_id, TaskInstance.state, TaskInstance.end_date).where(
             TaskInstance.dag_id == DAG_ID,
             TaskInstance.run_id.in_(list(tasks)),
             TaskInstance.map_index == -1,
         )
     ):
         tasks[ti.run_id][ti.task_id] = str(ti.state) if ti.state is not None else None
+        ends[ti.run_id][ti.task_id] = _iso(ti.end_date)
     return [
         RunRecord(
             run_id=r.run_id,
@@ -122,6 +124,7 @@ def recent_runs(session: Session, limit: int = RECENT_RUNS) -> list[RunRecord]:
             start_date=_iso(r.start_date),
             end_date=_iso(r.end_date),
             tasks=tasks[r.run_id],
+            task_ends=ends[r.run_id],
             url=run_url(r.run_id),
         )
         for r in runs

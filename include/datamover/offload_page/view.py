@@ -42,6 +42,7 @@ class RunRecord:
     start_date: str | None = None
     end_date: str | None = None
     tasks: Mapping[str, str | None] = field(default_factory=dict)  # task_id -> state (None = not yet)
+    task_ends: Mapping[str, str | None] = field(default_factory=dict)  # task_id -> end date
     url: str = ""
 
     @property
@@ -69,7 +70,9 @@ def check_selection(names: Any, scan: Mapping[str, Any] | None) -> list[str]:
     a non-string) raises SelectionError; nothing from the request reaches a file system."""
     if scan is None:
         raise SelectionError("No scan yet: press Rescan System first, then tick the logs to offload.")
-    if not isinstance(names, list) or not names:
+    if not isinstance(names, list):
+        raise SelectionError('"logs" must be a list of Ark Log names.')
+    if not names:
         raise SelectionError("Tick at least one Ark Log to offload.")
     if len(names) > MAX_SELECTION:
         raise SelectionError(f"At most {MAX_SELECTION} logs per offload.")
@@ -100,7 +103,7 @@ def credentials_view(
             "detail": "Not checked yet: Rescan System checks the credentials, then scans.",
         }
     state = run.task(CHECK_TASK)
-    view.update(run_id=run.run_id, url=run.url, checked_at=run.end_date or run.start_date)
+    view.update(run_id=run.run_id, url=run.url, checked_at=run.task_ends.get(CHECK_TASK))
     if state == "success":
         return {**view, "state": "valid", "detail": str(result) if result is not None else None}
     if state in ("failed", "upstream_failed"):
