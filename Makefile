@@ -10,7 +10,7 @@ SERVICES := scripts/services
 WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/.state/bootstrap/bin:$$PATH" &&
 
 .PHONY: help setup services-up services-down services-status airflow-init settings sample-data demo test test-unit \
-        lint standalone bench clean
+        lint standalone bench clean browser
 
 help:
 	@echo "make demo            set up everything and run every DAG once (airflow dags test)"
@@ -59,7 +59,11 @@ sample-data: services-up
 demo: airflow-init sample-data
 	$(WITH_ENV) bash scripts/demo
 
-test: services-up airflow-init
+# Debian's chromium for the browser tests (tests/e2e/test_offload_page_browser.py), driven by Playwright.
+browser:
+	bash scripts/browser install
+
+test: services-up airflow-init browser
 	$(WITH_ENV) python -m pytest
 
 test-unit: setup

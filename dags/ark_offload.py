@@ -75,8 +75,9 @@ The form may override the bucket, prefix, connection and remove_after_offload, n
         outlet_events[ARK_LOGS].extra = record
         return record["s3_uri"]
 
-    # none_failed: also when no log needed an event (register_log then has nothing to map).
-    @task(trigger_rule="none_failed")
+    # Also when no log needed an event (register_log then has nothing to map); skipped, not failed, when
+    # the offload was (dry_run = Rescan, or no logs found): its `failed` XCom does not exist then.
+    @task(trigger_rule="none_failed_min_one_success")
     @fails_fast
     def report(offloaded: list[dict[str, Any]] | None, failed: list[dict[str, Any]] | None) -> str:
         from datamover.operators.ark import offload_report

@@ -36,6 +36,8 @@ def test_wheel_installs_parses_and_runs_outside_the_checkout(tmp_path: Path) -> 
         timeout=900,
     )
     shutil.copytree(ROOT / "dags", dags)
+    plugins = tmp_path / "plugins"
+    shutil.copytree(ROOT / "plugins", plugins, ignore=shutil.ignore_patterns("__pycache__"))
     env = {
         k: v
         for k, v in os.environ.items()
@@ -45,6 +47,7 @@ def test_wheel_installs_parses_and_runs_outside_the_checkout(tmp_path: Path) -> 
     env.update(
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
@@ -61,11 +64,14 @@ def test_wheel_installs_parses_and_runs_outside_the_checkout(tmp_path: Path) -> 
         "from datamover.egress.config import config_for_run\n"
         "from datamover.ark.config import config_for_run as ark_config\n"
         "from datamover.streams.definition import load_streams\n"
+        "from importlib import resources\n"
+        "page = resources.files('datamover.offload_page') / 'static'\n"
         "bag = DagBag(sys.argv[1])\n"
         "print(json.dumps({'file': datamover.__file__, 'errors': bag.import_errors,\n"
         "  'dags': sorted(bag.dag_ids), 'tables': config_for_run({}).table_names,\n"
         "  'bucket': ark_config({}).destination_bucket,\n"
-        "  'streams': sorted(load_streams())}))",
+        "  'streams': sorted(load_streams()),\n"
+        "  'page': sorted(f.name for f in page.iterdir() if f.read_bytes())}))",
         str(dags),
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
@@ -74,6 +80,12 @@ def test_wheel_installs_parses_and_runs_outside_the_checkout(tmp_path: Path) -> 
     assert found["errors"] == {}
     assert {p.stem for p in dags.glob("*.py")} <= set(found["dags"])
     assert found["tables"] and found["bucket"] == "ark-logs-rhq" and "ark_offload_status" in found["streams"]
+    assert found["page"] == ["index.html", "offload.css", "offload.js"]  # the Offload page ships whole
+    listed = run(str(venv / "bin" / "airflow"), "plugins", "--output", "json")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    [offload] = [p for p in json.loads(listed.stdout) if p["name"] == "datamover_offload"]
+    assert [v["url_route"] for v in offload["external_views"]] == ["offload"]
+    assert [a["url_prefix"] for a in offload["fastapi_apps"]] == ["/datamover/offload"]
 
     migrate = run(str(venv / "bin" / "airflow"), "db", "migrate")
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
