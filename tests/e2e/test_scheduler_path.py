@@ -149,7 +149,9 @@ def test_three_day_backfill_is_dumped_and_every_day_mirrored(airflow_stack: Airf
             f"egress_sync to mirror {day}",
             lambda: [(r["run_type"], r["state"]) for r in stack.runs("egress_sync")],
         )
-    assert all(r["state"] != "failed" for r in stack.runs("egress_sync"))
+    # (A scheduled run that started before any dump existed may have failed, naming the missing bucket.)
+    synced = stack.runs("egress_sync", run_type="asset_triggered")
+    assert synced and all(r["state"] != "failed" for r in synced), [(r["run_id"], r["state"]) for r in synced]
 
 
 def test_offload_emits_events_that_fill_the_catalog(airflow_stack: AirflowStack) -> None:
