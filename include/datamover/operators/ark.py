@@ -333,7 +333,16 @@ class CatalogIngestOperator(_ArkOperator):
         else:
             config = self.config()
             client = s3_hook(config).client()
-            keys = list(catalog.manifest_keys(client, config.destination_bucket, config.prefix))
+            try:
+                keys = list(catalog.manifest_keys(client, config.destination_bucket, config.prefix))
+            except ClientError as exc:
+                if error_code(exc) != "NoSuchBucket":
+                    raise
+                raise ConfigError(
+                    f"Bucket {config.destination_bucket!r} (destination_bucket in ark_offload.yaml, "
+                    f"connection {config.aws_conn_id!r}) does not exist: nothing was offloaded there yet, "
+                    "or fix the name."
+                ) from exc
             self.log.info(
                 "No triggering asset events: ingesting the %d manifest(s) under s3://%s/%s/",
                 len(keys),
