@@ -207,11 +207,13 @@ def test_manual_runs_of_the_asset_scheduled_dags(airflow_stack: AirflowStack) ->
     bucket holds."""
     stack = airflow_stack
     seed(os.environ["DATAMOVER_PG_DSN"])
-    today = datetime.now(UTC).date()
-    day = (today - timedelta(days=1)).isoformat()
+    # A day of its own: another test's run already has today's logical date (one run per logical date).
+    logical = datetime.now(UTC).date() - timedelta(days=1)
+    day = (logical - timedelta(days=1)).isoformat()
+    forget_day(day)
     stack.unpause("egress_sync")
     stack.unpause("egress_dump")
-    dump = stack.trigger("egress_dump", stack.form_conf("egress_dump"), logical_date=midnight(today))
+    dump = stack.trigger("egress_dump", stack.form_conf("egress_dump"), logical_date=midnight(logical))
     assert stack.wait_run("egress_dump", dump, timeout=300)["state"] == "success"
     wait_for(
         lambda: f"{CEPH_PREFIX}/{day}/_manifest.json" in ceph_keys(f"{CEPH_PREFIX}/{day}/"),
@@ -223,7 +225,7 @@ def test_manual_runs_of_the_asset_scheduled_dags(airflow_stack: AirflowStack) ->
         300,
         "egress_sync's asset-triggered runs to finish",
     )
-    sync = stack.trigger("egress_sync", stack.form_conf("egress_sync"), logical_date=midnight(today))
+    sync = stack.trigger("egress_sync", stack.form_conf("egress_sync"), logical_date=midnight(logical))
     assert stack.wait_run("egress_sync", sync, timeout=300)["state"] == "success"
     summary = stack.log("egress_sync", sync, "summary")
     assert f"Scope '{day}'" in summary and "Copied: 0," in summary and "Skipped: 0," not in summary

@@ -11,7 +11,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
@@ -22,6 +22,10 @@ from datamover.errors import ConfigError
 from datamover.hooks.base import CheckedConnection
 
 log = logging.getLogger(__name__)
+
+
+# librdkafka's own log lines of a side channel go to loggers under this prefix (rate-limited).
+RDKAFKA_LOGGER_PREFIX = "datamover.kafka."
 
 
 class KafkaHook(CheckedConnection, KafkaBaseHook):
@@ -184,11 +188,12 @@ class SideChannel:
         self.delivery_timeout_s = delivery_timeout_s
         self.log_interval_s = log_interval_s
         self._lock = threading.Lock()
+        self._serving = threading.local()  # this thread is inside a poll/flush of this producer
         self._outage = False  # a warning was logged and no delivery succeeded since
         self._reported_drops = 0  # drops already counted in a warning
         self._last_report = 0.0
         self._where = f"connection {hook.conn_label!r}"
-        rdkafka_log = logging.getLogger(f"datamover.kafka.{topic}")
+        rdkafka_log = logging.getLogger(f"{RDKAFKA_LOGGER_PREFIX}{topic}")
         self._rate = _RateLimited(log_interval_s)
         rdkafka_log.addFilter(self._rate)
         try:
@@ -297,25 +302,39 @@ class SideChannel:
                 self.dropped += 1
             self._warn(f"{type(exc).__name__}: {exc}")
             return False
-        self._producer.poll(0)  # serve delivery callbacks, never wait
+        self.poll()  # serve delivery callbacks, never wait
         return True
 
     def poll(self) -> None:
         """Serve delivery callbacks now (a publisher that sends rarely calls this between sends)."""
-        if self._producer is not None:
-            self._producer.poll(0)
+        self._serve(lambda producer: producer.poll(0))
 
     def flush(self, timeout: float) -> int:
         """Wait at most `timeout` seconds for queued events; returns how many are still queued."""
-        return self._producer.flush(timeout) if self._producer is not None else 0
+        left = self._serve(lambda producer: producer.flush(timeout))
+        return self.buffered if left is None else left
+
+    def _serve(self, call: Callable[[Producer], int]) -> int | None:
+        """Run a call that serves this producer's callbacks, unless this thread is already inside one: a
+        callback (librdkafka's log line, handled by a logging handler that publishes through this very
+        channel) must not poll again, or confluent-kafka loses the outer call's thread state and aborts
+        the process (CallState_get: Assertion `cs != NULL')."""
+        producer = self._producer
+        if producer is None or getattr(self._serving, "active", False):
+            return None
+        self._serving.active = True
+        try:
+            return call(producer)
+        finally:
+            self._serving.active = False
 
     def close(self, timeout: float = 5) -> int:
         """Flush for at most `timeout` seconds; whatever is still queued then is dropped. Returns the
         number of dropped events."""
         if self._producer is not None:
-            if self._producer.flush(timeout):
+            if self.flush(timeout):
                 self._producer.purge()  # what is left fails its delivery callback: counted as dropped
-                self._producer.flush(0)
+                self.flush(0)
             self._producer = None
         if self.dropped:
             self.log.warning(

@@ -30,6 +30,7 @@ from typing import Any
 from airflow.listeners import hookimpl
 
 # Imported here, in the thread that loads plugins, never first in the publishing thread (see _ForkGuard).
+from datamover.hooks.kafka import RDKAFKA_LOGGER_PREFIX
 from datamover.hooks.streams import StreamChannel, ensure_log_topics, file_tailer, log_identity
 from datamover.streams.definition import stream
 from datamover.streams.health import HEALTH_STREAM, HealthPublisher, Member
@@ -226,6 +227,9 @@ class TaskLogs:
         self._key = member_id.encode()
         self.level = logging.getLevelName(tl.level)
         self.handler = StreamLogHandler(self.publish, self.level)
+        # Not the transport's own log lines (librdkafka's, of this very channel): publishing them would
+        # feed an outage back into the channel it is about.
+        self.handler.addFilter(lambda record: not record.name.startswith(RDKAFKA_LOGGER_PREFIX))
         self.loggers = [logging.getLogger(name) for name in tl.loggers]
         for logger in self.loggers:
             logger.addHandler(self.handler)
@@ -244,7 +248,8 @@ class TaskLogs:
         try:
             name = str(event_dict.get("logger") or event_dict.get("logger_name") or "")
             level = logging.getLevelName(str(event_dict.get("level", "info")).upper())
-            if name.startswith(self.prefixes) and isinstance(level, int) and level >= self.level:
+            ours = name.startswith(self.prefixes) and not name.startswith(RDKAFKA_LOGGER_PREFIX)
+            if ours and isinstance(level, int) and level >= self.level:
                 self.publish(structlog_record(event_dict))
         except Exception:  # never into the code that logs
             self.handler.failed += 1

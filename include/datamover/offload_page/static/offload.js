@@ -124,7 +124,7 @@ function renderNotices(data) {
   }
   if (data.active) {
     const what = data.active.kind === "rescan" ? "A rescan" : "An offload";
-    const who = data.active.triggered_by ? ` by ${data.active.triggered_by}` : "";
+    const who = data.active.triggered_by ? ` (started by ${data.active.triggered_by})` : "";
     box.append(el("p", { class: "notice", id: "active-notice" },
       `${what} is ${data.active.state}${who}: `,
       el("a", { href: data.active.url, target: "_top" }, data.active.run_id)));
