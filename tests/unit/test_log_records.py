@@ -14,6 +14,7 @@ from datamover.streams.logs import (
     LogEvents,
     LogIdentity,
     Record,
+    Records,
     StreamLogHandler,
     parse_time_ms,
     structlog_record,
@@ -88,6 +89,60 @@ def test_log_events_use_one_stream_per_utc_day() -> None:
     assert doc["payload"]["serverName"] == "h" and doc["payload"]["ip"] == "10.0.0.1"
     assert doc["timestamp"] == 1795514400000
     assert stream("logs").resolve(tenantId="t1", alias="app", date=date(2026, 11, 24)) == day1.definition
+
+
+MIXED = [
+    "2026-11-24 23:59:59,998 INFO app.a - last of a day",
+    '2026-11-25 00:00:00,001 WARN app.b - first of the next "quoted" \\ tab\t',
+    "2026-11-25T00:00:01.5Z [error    ] airflow style",
+    "2026-13-45 10:00:00,123 INFO bad - date",
+    "2026-11-25 00:00:02,003 notice - no logger",
+    "2026-11-25 00:00:03,004 INFO app.c - unicode \u2603",
+]
+
+
+@pytest.mark.parametrize(
+    "fmt", [LineFormat(), LineFormat(start=r"^\d{4}", pattern=r"^(?P<time>\S+ \S+) (?P<message>.*)$")]
+)
+def test_bulk_parsing_and_assembly_give_what_line_by_line_gives(fmt: LineFormat) -> None:
+    """The column paths (feed_lines, parse_many) are the line-by-line ones, only faster."""
+    lines = [*MIXED, "Traceback (most recent call last):", "ValueError: boom", *MIXED, "no stamp", MIXED[0]]
+    for chunk in (lines, MIXED, MIXED[:1], ["no stamp", *MIXED]):
+        ends = [10 * (i + 1) for i in range(len(chunk))]
+        one, many = Assembler(fmt), Assembler(fmt)
+        expected = [done for done in map(one.feed, chunk, ends, [7] * len(chunk)) if done is not None]
+        got = many.feed_lines(chunk, ends, 7)
+        assert list(got) == [record for record, _ in expected]
+        assert got.end == (expected[-1][1] if expected else 0)
+        assert one.flush(7) == many.flush(7)
+        parsed = fmt.parse_many(chunk, 7)
+        assert parsed is not None and list(parsed) == [fmt.parse(line, 7) for line in chunk]
+
+
+def test_log_events_encode_many_is_encode_per_record_split_by_day() -> None:
+    events = LogEvents(stream("logs"), IDENTITY, "airflow", "scheduler")
+    records = Records()
+    for n, line in enumerate(MIXED):
+        records.append(LineFormat().parse(line, 1795514400000)._replace(stacktrace="trace\n" * (n % 2)), n)
+    runs, problems = events.encode_many(records)
+    assert not problems
+    assert [(d.name, len(v)) for d, v in runs] == [
+        ("logs.t1.app.2026.11.24", 1),
+        ("logs.t1.app.2026.11.25", 2),
+        ("logs.t1.app.2026.11.24", 1),  # the bad date: the reading time
+        ("logs.t1.app.2026.11.25", 2),
+    ]
+    assert [v for _, values in runs for v in values] == [events.encode(r)[1] for r in records]
+
+
+def test_encode_many_skips_and_names_a_record_that_fits_no_event() -> None:
+    events = LogEvents(stream("logs"), IDENTITY, "airflow", "scheduler")
+    records = Records()
+    records.append(Record(1795514400000, "INFO", "a", "fine"), 1)
+    records.append(Record(1795514400001, "INFO", "a", 42), 2)  # type: ignore[arg-type]
+    runs, problems = events.encode_many(records)
+    assert len(runs) == 1 and len(runs[0][1]) == 1 and b'"fine"' in runs[0][1][0]
+    assert len(problems) == 1 and "message" in problems[0]
 
 
 def test_handler_publishes_records_never_raises_never_reenters() -> None:

@@ -139,3 +139,32 @@ def test_publisher_validates_and_announces_each_definition_once() -> None:
         ("defs", b"logs.t1.a.2026.01.02:1.0.0"),
         ("events", b"m"),
     ]
+
+
+def test_column_encoder_is_event_encode_for_every_row_and_validates_each_column() -> None:
+    day = stream("logs").resolve(tenantId="t1", alias="app", date=1795514400000)
+    fixed = {
+        "meta": {"memberId": "m"},
+        "payload": {k: v for k, v in LOG_PAYLOAD.items() if isinstance(v, str)},
+    }
+    varying = [("payload", k) for k, v in LOG_PAYLOAD.items() if not isinstance(v, str)]
+    varying += [("payload", "message")]
+    fixed["payload"].pop("message")
+    encoder = day.column_encoder(fixed, varying)
+    times = [1795514400000, 1795514400001]
+    columns = [times if name == "logTime" else [LOG_PAYLOAD[name]] * 2 for _, name in varying[:-1]]
+    columns.append(['a "quoted"\nline \u2028', "plain"])
+    rows = encoder.encode(columns, times)
+    assert rows is not None and len(rows) == 2
+    for i, row in enumerate(rows):
+        payload = {
+            **fixed["payload"],
+            **{name: column[i] for (_, name), column in zip(varying, columns, strict=True)},
+        }
+        assert row == Event(day, meta={"memberId": "m"}, payload=payload, timestamp_ms=times[i]).encode()
+    assert encoder.encode([*columns[:-1], ["ok", 3]], times) is None  # a message that is no string
+    assert encoder.encode([*columns[:-1], ["a", "b"]], [1, 2**63]) is None  # a timestamp out of range
+    with pytest.raises(ValueError, match="missing"):
+        day.column_encoder({"meta": {"memberId": "m"}}, varying)
+    with pytest.raises(ValueError, match="must be a string"):
+        day.column_encoder({"meta": {"memberId": 3}, "payload": fixed["payload"]}, varying)

@@ -27,11 +27,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cached_property, lru_cache
+from itertools import repeat
 from typing import Any, Literal
 
 import msgspec
@@ -304,6 +305,14 @@ class StreamDefinition:
         exec("\n".join(lines), env)  # attribute names and the stream id enter as repr()-quoted literals
         return env["encode"]  # type: ignore[no-any-return]
 
+    def column_encoder(
+        self, fixed: Mapping[str, Mapping[str, Any]], varying: Sequence[tuple[str, str]]
+    ) -> ColumnEncoder:
+        """A `ColumnEncoder` for events whose attributes are partly the same in every event (`fixed`,
+        group -> name -> value: validated here, once) and partly given per event (`varying`, (group, name)
+        in column order). Every attribute must be in exactly one of the two. Raises ValueError."""
+        return ColumnEncoder(self, fixed, varying)
+
     @classmethod
     def from_spec(cls, name: str, spec: StreamSpec, where: str) -> StreamDefinition:
         seen: set[str] = set()
@@ -348,6 +357,121 @@ class StreamDefinition:
         family = data.get("family")
         definition = cls.from_mapping(data["name"], spec, where)
         return replace(definition, family=family) if isinstance(family, str) else definition
+
+
+class ColumnEncoder:
+    """Encodes many events of one stream at once, column by column: the same JSON, byte for byte, as
+    `Event.encode()` gives each of them, and every event validated against the definition.
+
+    The values every event shares (e.g. the publisher's identity) are checked and encoded once; each
+    varying attribute is checked for the whole column (its type: every value's Python type, the range
+    of a whole number, the finiteness of a number), each column JSON-encoded in one msgspec call, and
+    the events joined from the constant parts and the encoded values. A column that does not fit makes
+    `encode` return None: the caller then encodes event by event (`Event.encode()` names the problem)."""
+
+    def __init__(
+        self,
+        definition: StreamDefinition,
+        fixed: Mapping[str, Mapping[str, Any]],
+        varying: Sequence[tuple[str, str]],
+    ) -> None:
+        if definition.is_template:
+            raise ValueError(f"stream {definition.stream_id} is a family: resolve it first")
+        self.definition = definition
+        position = {gn: i for i, gn in enumerate(varying)}
+        if len(position) != len(varying):
+            raise ValueError(f"stream {definition.stream_id}: a varying attribute is named twice")
+        self.types: list[AttrType] = [AttrType.STRING] * len(varying)
+        known = {(g, a.name) for g in GROUPS for a in definition.group(g)}
+        unknown = sorted(f"{g}.{n}" for g, n in position if (g, n) not in known) + sorted(
+            f"{g}.{n}" for g, values in fixed.items() for n in values if (g, n) not in known
+        )
+        if unknown:
+            raise ValueError(f"stream {definition.stream_id}: undefined attribute(s) {', '.join(unknown)}")
+        # the event as a sequence of constant byte strings and slots: -1 the timestamp, i >= 0 column i
+        parts: list[bytes | int] = [b'{"stream":' + _JSON.encode(definition.stream_id) + b',"timestamp":', -1]
+        for group in GROUPS:
+            parts.append(b',"' + group.encode() + b'":{')
+            for i, attr in enumerate(definition.group(group)):
+                prefix = (b"," if i else b"") + _JSON.encode(attr.name) + b":"
+                if (group, attr.name) in position:
+                    if attr.name in fixed.get(group, {}):
+                        raise ValueError(
+                            f"stream {definition.stream_id}: {group}.{attr.name} is fixed and varying"
+                        )
+                    column = position[(group, attr.name)]
+                    self.types[column] = attr.type
+                    parts.extend((prefix, column))
+                    continue
+                values = fixed.get(group, {})
+                if attr.name not in values:
+                    raise ValueError(
+                        f"stream {definition.stream_id}: {group} attribute {attr.name!r} "
+                        f"({attr.type.value}) is missing"
+                    )
+                if problem := attr.type.check(values[attr.name]):
+                    raise ValueError(
+                        f"stream {definition.stream_id}: {group} attribute {attr.name!r} {problem} "
+                        f"({attr.type.value}), got {values[attr.name]!r}"
+                    )
+                parts.append(prefix + _JSON.encode(values[attr.name]))
+            parts.append(b"}")
+        parts.append(b"}")
+        # adjacent constants merged: what is left alternates constant, slot, constant, ...
+        merged: list[bytes | int] = []
+        for part in parts:
+            if isinstance(part, bytes) and merged and isinstance(merged[-1], bytes):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        self._parts = merged
+
+    def encode(self, columns: Sequence[Sequence[Any]], timestamps: Sequence[int]) -> list[bytes] | None:
+        """The events of the rows of `columns` (one sequence per varying attribute, all as long as
+        `timestamps`), or None if a value does not fit its attribute (nothing is encoded then)."""
+        n = len(timestamps)
+        if n == 0:
+            return []
+        if len(columns) != len(self.types) or any(len(c) != n for c in columns):
+            raise ValueError("columns of unequal length")
+        if not _fits(AttrType.LONG, timestamps):
+            return None
+        for column, attr_type in zip(columns, self.types, strict=True):
+            if not _fits(attr_type, column):
+                return None
+        encoded: dict[int, list[bytes]] = {-1: _encode_column(timestamps)}
+        for i, column in enumerate(columns):
+            encoded[i] = _encode_column(column)
+        pieces = [repeat(p) if isinstance(p, bytes) else encoded[p] for p in self._parts]
+        return list(map(b"".join, zip(*pieces, strict=False)))  # (the constants repeat endlessly)
+
+
+def _encode_column(values: Sequence[Any]) -> list[bytes]:
+    """Each value JSON-encoded, in one call (JSON escapes every newline inside a string)."""
+    out = _JSON.encode_lines(values).split(b"\n")
+    out.pop()  # after the last line's newline
+    return out
+
+
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _fits(attr_type: AttrType, values: Sequence[Any]) -> bool:
+    """Whether every value fits `attr_type` (as AttrType.check says), checked for the whole column."""
+    if not values:
+        return True
+    types = set(map(type, values))
+    if attr_type is AttrType.STRING:
+        return types == {str}
+    if attr_type is AttrType.BOOL:
+        return types == {bool}
+    if attr_type in (AttrType.LONG, AttrType.INT):
+        low, high = _INT32 if attr_type is AttrType.INT else _INT64
+        return types == {int} and low <= min(values) and max(values) <= high
+    try:
+        return types <= _NUMBER_TYPES and all(map(math.isfinite, values))
+    except OverflowError:  # a whole number too large for a double
+        return False
 
 
 @dataclass

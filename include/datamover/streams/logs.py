@@ -16,13 +16,15 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import pairwise, repeat
+from operator import add, itemgetter, methodcaller, mul
 from typing import Any, NamedTuple
 
-from datamover.streams.definition import Event, StreamDefinition
+from datamover.streams.definition import ColumnEncoder, Event, StreamDefinition
 
 LOGS_STREAM = "logs"  # the family in streams.yaml
 
@@ -50,6 +52,66 @@ class Record(NamedTuple):
     stacktrace: str = ""
 
 
+class Records:
+    """Finished records in columns (what `LogEvents.encode_many` encodes at once), and `end`: the file
+    offset after the last of them (where the next unsent record starts)."""
+
+    __slots__ = ("end", "loggers", "messages", "priorities", "stacktraces", "times")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.priorities: list[str] = []
+        self.loggers: list[str] = []
+        self.messages: list[str] = []
+        self.stacktraces: list[str] = []
+        self.end = 0
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def append(self, record: Record, end: int) -> None:
+        self.times.append(record.time_ms)
+        self.priorities.append(record.priority)
+        self.loggers.append(record.logger)
+        self.messages.append(record.message)
+        self.stacktraces.append(record.stacktrace)
+        self.end = end
+
+    def extend(self, other: Records) -> None:
+        if not other.times:
+            return
+        self.times += other.times
+        self.priorities += other.priorities
+        self.loggers += other.loggers
+        self.messages += other.messages
+        self.stacktraces += other.stacktraces
+        self.end = other.end
+
+    def __iter__(self) -> Iterator[Record]:
+        return map(Record, self.times, self.priorities, self.loggers, self.messages, self.stacktraces)
+
+    def slice(self, start: int, stop: int) -> Records:
+        part = Records()
+        part.times = self.times[start:stop]
+        part.priorities = self.priorities[start:stop]
+        part.loggers = self.loggers[start:stop]
+        part.messages = self.messages[start:stop]
+        part.stacktraces = self.stacktraces[start:stop]
+        part.end = self.end
+        return part
+
+
+# the payload attributes that change per record, in the column order of LogEvents.encode_many
+_VARYING = (
+    ("payload", "logTime"),
+    ("payload", "priority"),
+    ("payload", "message"),
+    ("payload", "logger"),
+    ("payload", "stacktrace"),
+)
+_DAY_MS = 86_400_000
+
+
 @dataclass(frozen=True)
 class LogIdentity:
     """Who publishes: the stream name parts and the payload fields that do not change per record."""
@@ -71,6 +133,7 @@ class LogEvents:
         self.instance = instance
         self._meta = {"memberId": identity.member_id}
         self._day: tuple[int, StreamDefinition] | None = None
+        self._columns: tuple[StreamDefinition, ColumnEncoder | None] | None = None
 
     def stream_for(self, time_ms: int) -> StreamDefinition:
         day = time_ms // 86_400_000
@@ -99,6 +162,57 @@ class LogEvents:
         }
         data = definition.encoder(self._meta, _NO_CORRELATION, payload, record.time_ms)
         return definition, data if data is not None else self.event(record).encode()
+
+    def encode_many(self, records: Records) -> tuple[list[tuple[StreamDefinition, list[bytes]]], list[str]]:
+        """The records' events, validated and encoded, as runs of one stream each (a new day starts a
+        new stream), in record order; and why records were left out (a record that fits no event: a
+        bug). Encoded column by column (`ColumnEncoder`): the identity is checked once per stream, the
+        per-record values column by column; if a column does not fit, record by record."""
+        times = records.times
+        if not times:
+            return [], []
+        runs: list[tuple[StreamDefinition, list[bytes]]] = []
+        problems: list[str] = []
+        first, last = min(times) // _DAY_MS, max(times) // _DAY_MS
+        bounds = [0, len(times)]
+        if first != last:  # the batch spans midnight: split where the day changes
+            days = [t // _DAY_MS for t in times]
+            bounds = [0, *(i for i in range(1, len(days)) if days[i] != days[i - 1]), len(days)]
+        for start, stop in pairwise(bounds):
+            part = records if (start, stop) == (0, len(times)) else records.slice(start, stop)
+            definition = self.stream_for(part.times[0])
+            encoder = self._column_encoder(definition)
+            columns = (part.times, part.priorities, part.messages, part.loggers, part.stacktraces)
+            values = encoder.encode(columns, part.times) if encoder is not None else None
+            if values is None:  # record by record: the ones that fit are sent, the others named
+                values = []
+                for record in part:
+                    try:
+                        values.append(self.encode(record)[1])
+                    except ValueError as exc:
+                        problems.append(str(exc))
+            runs.append((definition, values))
+        return runs, problems
+
+    def _column_encoder(self, definition: StreamDefinition) -> ColumnEncoder | None:
+        if self._columns is None or self._columns[0] is not definition:
+            identity = self.identity
+            fixed = {
+                "meta": self._meta,
+                "payload": {
+                    "tenantID": identity.tenant_id,
+                    "serverName": identity.server_name,
+                    "appName": self.app_name,
+                    "ip": identity.ip,
+                    "instance": self.instance,
+                },
+            }
+            try:
+                encoder: ColumnEncoder | None = definition.column_encoder(fixed, _VARYING)
+            except ValueError:  # (a deployment's definition the identity does not fit: record by record)
+                encoder = None
+            self._columns = (definition, encoder)
+        return self._columns[1]
 
     def event(self, record: Record) -> Event:
         identity = self.identity
@@ -165,6 +279,41 @@ def _epoch_seconds(base: str, zone: str, default_tz: Any) -> int | None:
     return int(value.timestamp())
 
 
+def _message_or_line(message: str | None, line: str) -> str:
+    return message if message is not None else line
+
+
+_SECOND = itemgetter(slice(0, 19))
+_SEPARATOR = itemgetter(19)
+_FRACTION = itemgetter(slice(20, 23))
+
+
+def _times_ms(stamps: list[str | None], now_ms: int) -> list[int]:
+    """`parse_time_ms` of each stamp (`now_ms` where there is none or it does not parse): for stamps that
+    all read `yyyy-MM-dd HH:mm:ss,SSS` (UTC), from the whole seconds, each parsed once, plus the ms."""
+    if (
+        stamps
+        and set(map(type, stamps)) == {str}
+        and set(map(len, stamps)) == {23}  # type: ignore[arg-type]
+        and set(map(_SEPARATOR, stamps)) <= {",", "."}
+        and (fractions := "".join(map(_FRACTION, stamps))).isascii()
+        and fractions.isdigit()
+    ):
+        seconds = list(map(_SECOND, stamps))
+        for key in set(seconds).difference(_UTC_SECONDS):
+            if len(_UTC_SECONDS) > 65_536:
+                _UTC_SECONDS.clear()
+            _UTC_SECONDS[key] = _epoch_seconds(key, "", UTC)
+        whole = list(map(_UTC_SECONDS.get, seconds))
+        if None not in whole and _UNPARSED not in whole:
+            return list(map(add, map(mul, whole, repeat(1000)), map(int, map(_FRACTION, stamps))))  # type: ignore[arg-type]
+    times = []
+    for stamp in stamps:
+        time_ms = parse_time_ms(stamp) if stamp else None
+        times.append(time_ms if time_ms is not None else now_ms)
+    return times
+
+
 @dataclass(frozen=True)
 class LineFormat:
     """How to read the lines of one log file."""
@@ -176,6 +325,8 @@ class LineFormat:
     _start: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _groups: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # every line the pattern matches starts a record (true of the defaults: the pattern begins with `start`)
+    _matched_starts: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_start", re.compile(self.start))
@@ -190,6 +341,8 @@ class LineFormat:
                 object.__setattr__(self, "_pattern", pattern)
         groups = names if any(n in pattern.groupindex for n in names) else ()
         object.__setattr__(self, "_groups", groups)
+        defaults = (self.start, self.pattern) == (DEFAULT_START, DEFAULT_PATTERN)
+        object.__setattr__(self, "_matched_starts", defaults)
 
     def starts_record(self, line: str) -> bool:
         return self._start.match(line) is not None
@@ -207,6 +360,39 @@ class LineFormat:
             logger or self.default_logger,
             message if message is not None else line,
         )
+
+    def parse_many(self, lines: list[str], now_ms: int, strict: bool = False) -> Records | None:
+        """`parse` of each line, as columns (no stack traces): the same values, found for all lines at
+        once where they share the usual shape (every line matches, `yyyy-MM-dd HH:mm:ss,SSS` times).
+        `strict`: None instead if a line does not match the pattern."""
+        out = Records()
+        rows: list[tuple[str | None, ...]] | None = None
+        if lines and self._groups:
+            try:  # (streamed: no match object outlives its line, so the garbage collector stays idle)
+                rows = list(map(methodcaller("group", *self._groups), map(self._pattern.match, lines)))
+            except AttributeError:  # a line that does not match (None.group): line by line
+                rows = None
+        if rows is None and strict:
+            return None
+        if rows is None:
+            for record in map(self.parse, lines, repeat(now_ms)):
+                out.times.append(record.time_ms)
+                out.priorities.append(record.priority)
+                out.loggers.append(record.logger)
+                out.messages.append(record.message)
+            out.stacktraces = [""] * len(lines)
+            return out
+        stamps, priorities, loggers, messages = map(list, zip(*rows, strict=True))
+        del rows
+        out.times = _times_ms(stamps, now_ms)
+        if None in priorities or "" in priorities:
+            priorities = [p or self.default_priority for p in priorities]
+        upper = list(map(str.upper, priorities))
+        out.priorities = list(map(PRIORITIES.get, upper, upper))
+        out.loggers = [logger or self.default_logger for logger in loggers]
+        out.messages = messages if None not in messages else list(map(_message_or_line, messages, lines))
+        out.stacktraces = [""] * len(lines)
+        return out
 
 
 class Assembler:
@@ -242,6 +428,34 @@ class Assembler:
         done = self.flush(now_ms)
         self._head, self._trace, self._size, self._end = line, [], len(line), end_offset
         return done
+
+    def feed_lines(self, lines: list[str], ends: list[int], now_ms: int) -> Records:
+        """`feed` of each line in turn (`ends[i]`: the offset after `lines[i]`), the finished records as
+        columns. Lines that all start a record (no stack trace among them) are parsed all at once."""
+        if not lines:
+            return Records()
+        fmt = self.fmt
+        parsed = None
+        if fmt._matched_starts and fmt.starts_record(lines[-1]):  # then each line that matches starts one
+            parsed = fmt.parse_many(lines[:-1], now_ms, strict=True)
+        if parsed is None and not all(map(fmt._start.match, lines)):  # continuation lines: line by line
+            out = Records()
+            for done in map(self.feed, lines, ends, repeat(now_ms)):
+                if done is not None:
+                    out.append(*done)
+            return out
+        previous = self.flush(now_ms)
+        out = parsed if parsed is not None else fmt.parse_many(lines[:-1], now_ms)
+        assert out is not None
+        if len(lines) > 1:
+            out.end = ends[-2]
+        if previous is not None:
+            first = Records()
+            first.append(*previous)
+            first.extend(out)
+            out = first
+        self._head, self._trace, self._size, self._end = lines[-1], [], len(lines[-1]), ends[-1]
+        return out
 
     def flush(self, now_ms: int) -> tuple[Record, int] | None:
         """Close the open record (the file went quiet, or ended)."""

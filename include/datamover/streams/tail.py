@@ -38,17 +38,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate, count
+from operator import add, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from datamover.streams.logs import Assembler, LineFormat, LogEvents, Record
+from datamover.streams.logs import Assembler, LineFormat, LogEvents, Records
 from datamover.streams.registry import EventPublisher
 
 log = logging.getLogger(__name__)
 
 SIG_BYTES = 1024  # a file is recognised by its inode and the hash of (up to) its first KiB
+
+# what one transaction produces before the position: (topic, key, values) groups, in order
+Messages = list[tuple[str, bytes | None, list[bytes]]]
+_STRIP_CR = methodcaller("removesuffix", "\r")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,8 @@ class TailOptions:
     poll_interval_s: float = 0.25
     flush_after_s: float = 1.0  # an open record is complete once the file was quiet this long
     rotate_grace_s: float = 1.0  # a rotated file is done once it stayed unchanged this long
-    batch_records: int = 2000  # records per transaction
-    read_chunk: int = 256 * 1024
+    batch_records: int = 2000  # records per transaction (plus those of the last chunk read)
+    read_chunk: int = 256 * 1024  # one read; its complete lines are parsed and encoded together
     max_line_bytes: int = 64 * 1024  # longer lines are cut (the rest of the line is skipped)
     max_record_chars: int = 256 * 1024  # stack trace bound per record
     start_at_end: bool = False  # first start without a committed position: skip what is there
@@ -163,21 +169,31 @@ class KafkaTransactions:
             consumer.unassign()
         return Position.from_json(found)
 
-    def commit(self, messages: list[tuple[str, bytes | None, bytes]], position: Position, path: str) -> None:
+    def commit(self, messages: Messages, position: Position, path: str) -> None:
+        """`messages`: (topic, key, values) groups, produced in order, then the position."""
         producer = self.producer
+        produce = producer.produce
         try:
             producer.begin_transaction()
-            for topic, key, value in [
-                *messages,
-                (self.positions_topic, self.key.encode(), position.to_json(path)),
-            ]:
-                partition = 0 if topic == self.positions_topic else -1
-                while True:
+            for topic, key, values in messages:
+                for value in values:
                     try:
-                        producer.produce(topic, key=key, value=value, partition=partition)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                        produce(topic, value, key)  # (positional: the keyword form costs twice as much)
+                    except BufferError:  # the queue is full: wait for deliveries, then again
+                        while True:
+                            producer.poll(0.05)
+                            try:
+                                produce(topic, value, key)
+                                break
+                            except BufferError:
+                                continue
+            key = self.key.encode()
+            while True:
+                try:
+                    producer.produce(self.positions_topic, key=key, value=position.to_json(path), partition=0)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
             producer.commit_transaction(self.timeout_s)
         except Exception:
             self.reset(abort=True)
@@ -185,7 +201,7 @@ class KafkaTransactions:
 
     def submit(
         self,
-        messages: list[tuple[str, bytes | None, bytes]],
+        messages: Messages,
         position: Position,
         path: str,
         done: Callable[[], None],
@@ -297,7 +313,7 @@ class FileTailer:
         self._buf = b""  # bytes of an unfinished line
         self._skip_rest = False  # inside a line longer than max_line_bytes
         self._assembler = Assembler(self.fmt, self.options.max_record_chars)
-        self._pending: list[tuple[Record, int]] = []
+        self._pending = Records()
         self._committed: Position | None = None
         self._ready = False
         self._last_growth = time.monotonic()
@@ -365,7 +381,7 @@ class FileTailer:
 
     def _start(self) -> None:
         self._close_file()
-        self._buf, self._skip_rest, self._pending = b"", False, []
+        self._buf, self._skip_rest, self._pending = b"", False, Records()
         self._assembler.reset()
         self._announced.clear()
         position = self.store.committed(self.path)
@@ -470,9 +486,9 @@ class FileTailer:
             self._offset = 0
             if self._file is None:
                 return False
-        budget = self.options.batch_records - len(self._pending)
         got = False
-        while budget > 0:
+        max_line = self.options.max_line_bytes
+        while len(self._pending) < self.options.batch_records:
             chunk = self._file.fh.read(self.options.read_chunk)
             if not chunk:
                 break
@@ -480,27 +496,18 @@ class FileTailer:
             start = self._offset - len(self._buf)
             self._offset += len(chunk)
             data = self._buf + chunk
+            last = data.rfind(b"\n")
             pos = 0
-            while budget > 0:
-                nl = data.find(b"\n", pos)
-                if nl < 0:
-                    break
-                line_end = start + nl + 1
-                if self._skip_rest:
-                    self._skip_rest = False
-                    self._assembler_extend_end(line_end)
-                else:
-                    budget -= self._feed(data[pos:nl], line_end, now_ms)
+            if self._skip_rest and last >= 0:  # the end of a cut line: skipped
+                nl = data.find(b"\n")
+                self._skip_rest = False
+                self._assembler_extend_end(start + nl + 1)
                 pos = nl + 1
-            rest = data[pos:]
-            if budget <= 0 and rest:
-                # stop here: give back the unread bytes so the next step starts at the next line
-                self._offset -= len(rest)
-                self._file.fh.seek(self._offset)
-                self._buf = b""
-                break
-            if len(rest) > self.options.max_line_bytes and not self._skip_rest:
-                budget -= self._feed(rest[: self.options.max_line_bytes], start + len(data), now_ms)
+            if last >= pos:
+                self._feed_block(data[pos : last + 1], start + pos, now_ms)
+            rest = data[last + 1 :]
+            if len(rest) > max_line and not self._skip_rest:
+                self._feed(rest[:max_line], start + len(data), now_ms)
                 self.cut_lines += 1
                 self._skip_rest, rest = True, b""
             elif self._skip_rest:
@@ -510,11 +517,26 @@ class FileTailer:
             self._last_growth = time.monotonic()
         return got
 
+    def _feed_block(self, block: bytes, base: int, now_ms: int) -> None:
+        """Complete lines (`block` ends with a newline; `base`: its file offset), as `_feed` of each."""
+        if not block.isascii():  # offsets count bytes: UTF-8 beyond ASCII goes line by line
+            pos = 0
+            while (nl := block.find(b"\n", pos)) >= 0:
+                self._feed(block[pos:nl], base + nl + 1, now_ms)
+                pos = nl + 1
+            return
+        text = block.decode("ascii")
+        lines = text.split("\n")
+        lines.pop()  # after the last newline
+        ends = list(map(add, accumulate(map(len, lines)), count(base + 1)))
+        if "\r" in text:
+            lines = list(map(_STRIP_CR, lines))
+        self._pending.extend(self._assembler.feed_lines(lines, ends, now_ms))
+
     def _assembler_extend_end(self, end: int) -> None:
         """The skipped tail of a cut line belongs to the record it was cut in."""
         if not self._assembler.extend(end) and self._pending:
-            record, _ = self._pending[-1]
-            self._pending[-1] = (record, end)
+            self._pending.end = end
 
     def _feed(self, raw: bytes, end: int, now_ms: int) -> int:
         if raw.endswith(b"\r"):
@@ -522,13 +544,13 @@ class FileTailer:
         done = self._assembler.feed(raw.decode("utf-8", errors="replace"), end, now_ms)
         if done is None:
             return 0
-        self._pending.append(done)
+        self._pending.append(*done)
         return 1
 
     def _idle(self, now_ms: int) -> None:
         quiet = time.monotonic() - self._last_growth
         if quiet >= self.options.flush_after_s and (done := self._assembler.flush(now_ms)) is not None:
-            self._pending.append(done)
+            self._pending.append(*done)
         if self._file is None:
             return
         st_size = os.fstat(self._file.fh.fileno()).st_size
@@ -556,7 +578,7 @@ class FileTailer:
     def _drop_unsent_and_seek(self, offset: int) -> None:
         """Truncation: what was read but not committed is gone from the file; start over at `offset`."""
         self._assembler.reset()
-        self._pending = []
+        self._pending = Records()
         self._buf, self._skip_rest = b"", False
         assert self._file is not None
         self._file.fh.seek(offset)
@@ -571,7 +593,7 @@ class FileTailer:
             self._feed(self._buf, self._offset, now_ms)
         self._buf, self._skip_rest = b"", False
         if (done := self._assembler.flush(now_ms)) is not None:
-            self._pending.append(done)
+            self._pending.append(*done)
         new = self._open(self.path)
         if new is None:
             return  # not recreated yet: stay on the old file and look again later
@@ -597,25 +619,22 @@ class FileTailer:
     def _commit(self) -> None:
         if self._file is None:
             return
-        messages: list[tuple[str, bytes | None, bytes]] = []
+        messages: Messages = []
 
         def collect(topic: str, key: bytes | None, value: bytes) -> bool:
-            messages.append((topic, key, value))
+            messages.append((topic, key, [value]))
             return True
 
         publisher = EventPublisher(
             collect, self.events_topic, self.definitions_topic, logger=self.log, announced=self._announced
         )
-        encode, publish, key = self.events.encode, publisher.publish_encoded, self.key
-        for record, _ in self._pending:
-            try:
-                definition, value = encode(record)
-                publish(definition, key, value)
-            except ValueError as exc:  # a record that fits no event (a bug): skipped, said once
-                publisher.invalid += 1
-                if publisher.invalid == 1:
-                    self.log.warning("Tailing %s: a record was not sent: %s", self.path, exc)
-        end = self._pending[-1][1] if self._pending else self._committed_offset_in_current_file()
+        runs, problems = self.events.encode_many(self._pending)
+        for definition, values in runs:
+            publisher.announce(definition)  # its definition first, the first time it is used
+            messages.append((self.events_topic, self.key, values))
+        if problems:  # a record that fits no event (a bug): skipped, said once per batch
+            self.log.warning("Tailing %s: %d record(s) not sent: %s", self.path, len(problems), problems[0])
+        end = self._pending.end if self._pending else self._committed_offset_in_current_file()
         position = self._position(end)
         records = len(self._pending)
 
@@ -626,7 +645,7 @@ class FileTailer:
         self.store.submit(messages, position, self.path, committed)
         # (a batch that fails makes the tailer start over from what Kafka has, so these may run ahead)
         self._announced = set(publisher.announced)
-        self._pending = []
+        self._pending = Records()
         self._committed = position
         self._last_commit = time.monotonic()
 
