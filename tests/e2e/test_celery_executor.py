@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from datamover.ark.format import detect
@@ -121,6 +124,10 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "datamover.deploy.worker_hostname",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        # a task whose worker died is failed (and retried elsewhere) after a minute without heartbeats,
+        # not five; a task stuck queued on a dead worker is re-queued after 3 minutes
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
         # this test's own mirror ends (environment connections win over the metadata DB's)
         "AIRFLOW_CONN_EGRESS_INPUT": aws_conn("moto", f"{source_bucket}/src"),
         "AIRFLOW_CONN_EGRESS_OUTPUT": aws_conn("ceph", f"{dest_bucket}/dst"),
@@ -256,3 +263,69 @@ def test_sync_with_four_shards_and_offload_of_several_logs_run_on_both_workers(
     )
     assert {r.state for r in engine.run(logs)} == {"verified"}
     assert tree(src, stack.ark_bucket, "ref/") == offloaded
+
+
+def tree_of(pid: int) -> list[psutil.Process]:
+    """The worker and every process under it (Airflow's task processes run in process groups of their own)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def freeze(pid: int) -> list[psutil.Process]:
+    """SIGSTOP the worker's whole tree (twice: a process forked meanwhile is caught the second time)."""
+    frozen: dict[int, psutil.Process] = {}
+    for _ in range(2):
+        for proc in tree_of(pid):
+            if proc.pid not in frozen:
+                proc.send_signal(signal.SIGSTOP)
+                frozen[proc.pid] = proc
+    return list(frozen.values())
+
+
+def test_a_worker_killed_mid_run_leaves_its_shard_to_the_other_after_a_retry(
+    celery_stack: CeleryStack,
+) -> None:
+    stack = celery_stack
+    src = moto_client()
+    for i in range(0, 48, 2):  # new work in every shard's key range
+        src.put_object(Bucket=stack.source_bucket, Key=f"src/{i:02d}/new-{i}.bin", Body=os.urandom(MIB))
+    run_id = stack.trigger("egress_sync", stack.form_conf("egress_sync", scope="all", shards=4))
+
+    victim: tuple[str, int] | None = None  # (hostname, map index) of the copy task we cut off
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline:
+        tis = stack.api("GET", f"/dags/egress_sync/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+        running = [
+            t
+            for t in tis["task_instances"]
+            if t["task_id"] == "copy" and t["state"] == "running" and t["hostname"] in WORKERS
+        ]
+        if not running:
+            state = stack.run("egress_sync", run_id)["state"]
+            assert state in ("queued", "running"), f"the run ended ({state}) before any kill"
+            time.sleep(0.3)
+            continue
+        ti = running[0]
+        worker = f"worker-{WORKERS.index(ti['hostname']) + 1}"
+        frozen = freeze(stack.processes[worker].pid)
+        path = f"/dags/egress_sync/dagRuns/{run_id}/taskInstances/copy/{ti['map_index']}"
+        if stack.api("GET", path)["state"] == "running":  # frozen mid-run: it cannot finish there now
+            for proc in frozen:
+                proc.send_signal(signal.SIGKILL)
+            victim = (ti["hostname"], ti["map_index"])
+        else:  # it finished between our look and the freeze: let that worker go on, try the next task
+            for proc in frozen:
+                proc.send_signal(signal.SIGCONT)
+    assert victim is not None, "no copy task was caught running on a worker"
+    killed_host, index = victim
+    survivor = next(w for w in WORKERS if w != killed_host)
+
+    done = stack.wait_run("egress_sync", run_id, timeout=600)
+    assert done["state"] == "success", stack.task_states("egress_sync", run_id)
+    ti = stack.api("GET", f"/dags/egress_sync/dagRuns/{run_id}/taskInstances/copy/{index}")
+    assert ti["state"] == "success" and ti["try_number"] >= 2 and ti["hostname"] == survivor, ti
+    # nothing lost, nothing duplicated, nothing half-written
+    assert tree(ceph_client(), stack.dest_bucket, "dst/") == tree(src, stack.source_bucket, "src/")
+    assert len(tree(src, stack.source_bucket, "src/")) == 74
+    pending = ceph_client().list_multipart_uploads(Bucket=stack.dest_bucket).get("Uploads", [])
+    assert pending == []
