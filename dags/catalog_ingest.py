@@ -30,7 +30,11 @@ in S3 (`<prefix>/<name>/ark.json`, uploaded last, so it exists only for complete
 Logs are read one by one: a log whose bucket or manifest is gone is named (bucket, key, log) and the rows
 of the others are written first; then the task fails (at once when nothing can heal, e.g. a stale event
 of a deleted bucket). A manual run (no asset events) ingests every complete log under the configured
-bucket and prefix of `include/config/ark_offload.yaml`.
+bucket and prefix of `include/config/ark_offload.yaml`. Every run also ingests the logs of the last 50
+`ark_logs` events that have no catalog row yet: Airflow 3.3 can leave an event that arrives while a run is
+already queued unconsumed until the next event (apache/airflow#56050). Those are best effort: one that
+cannot be read any more is logged, never fails the run.
 """,
 ):
-    CatalogIngestOperator(task_id="ingest", overrides="{{ params }}")
+    # inlets: recent ark_logs events are read back, so a log whose event went unconsumed is not missed.
+    CatalogIngestOperator(task_id="ingest", overrides="{{ params }}", inlets=[ARK_LOGS])

@@ -52,17 +52,22 @@ clusters (no server-side copy), in parallel across objects and across parts of l
 Params: `scope` (`day` = date folders `YYYY-MM-DD/`: the date of **every** dump asset event the run
 consumed - several when dump runs queued up, e.g. after a backfill - each summarized on its own line;
 without events the data interval start as in egress_dump, so `dags test egress_sync 2026-01-06` syncs
-`2026-01-05/`; `all`),
+`2026-01-05/`; plus every day of the last 30 dump events whose `_manifest.json` is not yet at the
+destination: Airflow 3.3 can leave an event that arrives while a run is queued or running unconsumed
+until the next one, apache/airflow#56050, and the daily run also catches a day a failed run left behind;
+`all`),
 `remove_extraneous` (off by default; never after a failed source listing; capped by `max_delete`), `shards`.
 """,
 ):
     plan = S3MirrorPlanOperator(
         task_id="plan",
+        inlets=[EGRESS_DUMPS],  # read back recent dump events: see "Params: scope" in doc_md
         scope="{{ params.scope }}",
         shards="{{ params.shards }}",
         remove_extraneous="{{ params.remove_extraneous }}",
         max_delete="{{ params.max_delete }}",
     )
     copy = S3MirrorOperator.partial(task_id="copy", pool="s3_transfers").expand(shard=plan.output)
-    summary = S3MirrorSummaryOperator(task_id="summary", trigger_rule="all_done")
+    # Reports only: its verdict cannot change on a retry (the copies retry themselves).
+    summary = S3MirrorSummaryOperator(task_id="summary", trigger_rule="all_done", retries=0)
     copy >> summary

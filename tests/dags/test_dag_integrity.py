@@ -82,11 +82,18 @@ def test_description_native_templates_and_honest_forms(dagbag: DagBag) -> None:
             assert isinstance(types, list) and "null" in types, f"{dag_id}.{name} is drawn as required"
 
 
+# Tasks that only report on what their upstream tasks did: a retry would reach the same verdict.
+REPORT_ONLY = {("egress_sync", "summary")}
+
+
 def test_retries_with_backoff_on_data_dags(dagbag: DagBag) -> None:
     for dag_id, dag in dagbag.dags.items():
         if "preflight" in dag.tags:
             continue  # a preflight reports at once instead of retrying
         for task in dag.tasks:
+            if (dag_id, task.task_id) in REPORT_ONLY:
+                assert task.retries == 0, (dag_id, task.task_id)
+                continue
             assert task.retries >= 1, (dag_id, task.task_id)
             assert task.retry_exponential_backoff, (dag_id, task.task_id)
 

@@ -188,6 +188,8 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
         subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
 
     stack = AirflowStack(f"http://127.0.0.1:{port}", env, home, storage, ark_bucket)
+    # A SIGTERM to pytest (a CI timeout, a user's kill) unwinds like Ctrl-C, so the stack still stops.
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         setup("bash", str(ROOT / "scripts/services"), "airflow-db")
         setup(airflow, "db", "migrate")
@@ -228,7 +230,12 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
             stack.client.close()
         _stop(stack.processes)
         _drop_database(db)
+        signal.signal(signal.SIGTERM, previous_handler)
     assert not _port_open(port), f"port {port} still in use after the stack stopped"
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _healthy(stack: AirflowStack) -> bool:

@@ -92,3 +92,9 @@ def upsert(conn: psycopg.Connection, rows: Iterable[dict[str, Any]], table: str 
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(sql.SQL(UPSERT).format(table=sql.Identifier(table)), rows)
     return len(rows)
+
+
+def names_present(conn: psycopg.Connection, names: list[str], table: str = TABLE) -> set[str]:
+    """Which of `names` already have a catalog row."""
+    query = sql.SQL("SELECT name FROM {table} WHERE name = ANY(%s)").format(table=sql.Identifier(table))
+    return {row[0] for row in conn.execute(query, [names]).fetchall()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -316,66 +317,106 @@ class CatalogIngestOperator(_ArkOperator):
     triggering `ark_logs` asset events; without events (a manual run), from every manifest under the
     configured prefix. A log that cannot be read (its bucket or manifest is gone) is named with its
     bucket and key; the rows of the others are written first, then the task fails.
-    Lineage: each log's folder in S3 -> the catalog table."""
+    Lineage: each log's folder in S3 whose manifest was read -> the catalog table."""
 
     template_fields: Sequence[str] = (*_ArkOperator.template_fields, "postgres_conn_id", "table")
 
     def __init__(
-        self, *, postgres_conn_id: str = "catalog_postgres", table: str = catalog.TABLE, **kwargs: Any
+        self,
+        *,
+        postgres_conn_id: str = "catalog_postgres",
+        table: str = catalog.TABLE,
+        recheck_events: int = 50,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.postgres_conn_id = postgres_conn_id
         self.table = table
+        self.recheck_events = recheck_events
 
     def execute(self, context: Any) -> list[str]:
         with fail_fast():
             return self._ingest(context)
 
-    def _targets(self, context: Any) -> list[tuple[str, str | None, str, str]]:
-        """(connection id, endpoint override, bucket, manifest key) per log to ingest."""
+    def _targets(self, context: Any) -> list[_Target]:
+        """What to ingest: the logs of the triggering `ark_logs` events, else (a manual run) every manifest
+        under the configured prefix; plus logs of recent events that are not in the catalog yet."""
         events = list((context.get("triggering_asset_events") or {}).get(ARK_LOGS, []) or [])
+        targets = {t.where: t for t in (_Target.of(e.extra or {}, consumed=True) for e in events)}
         if events:
-            targets = {}
-            for event in events:  # the same log twice (re-offloaded) is ingested once
-                extra = event.extra or {}
-                key = (str(extra["bucket"]), str(extra["manifest_key"]))
-                targets[key] = (
-                    str(extra.get("aws_conn_id") or "aws_default"),
-                    extra.get("endpoint_override"),
-                    *key,
-                )
             self.log.info("Ingesting %d log(s) from %d triggering asset event(s)", len(targets), len(events))
-            return list(targets.values())
-        config = self.config()
-        client = s3_hook(config).client()
-        keys = list(catalog.manifest_keys(client, config.destination_bucket, config.prefix))
-        self.log.info(
-            "No triggering asset events: ingesting the %d manifest(s) under s3://%s/%s/",
-            len(keys),
-            config.destination_bucket,
-            config.prefix,
-        )
-        return [(config.aws_conn_id, config.endpoint_url, config.destination_bucket, k) for k in keys]
+        else:
+            config = self.config()
+            client = s3_hook(config).client()
+            try:
+                keys = list(catalog.manifest_keys(client, config.destination_bucket, config.prefix))
+            except ClientError as exc:
+                if error_code(exc) != "NoSuchBucket":
+                    raise
+                raise ConfigError(
+                    f"Bucket {config.destination_bucket!r} (destination_bucket in ark_offload.yaml, "
+                    f"connection {config.aws_conn_id!r}) does not exist: nothing was offloaded there yet, "
+                    "or fix the name."
+                ) from exc
+            self.log.info(
+                "No triggering asset events: ingesting the %d manifest(s) under s3://%s/%s/",
+                len(keys),
+                config.destination_bucket,
+                config.prefix,
+            )
+            for key in keys:
+                target = _Target(
+                    config.aws_conn_id, config.endpoint_url, config.destination_bucket, key, consumed=True
+                )
+                targets[target.where] = target
+        # Airflow 3.3 can leave an event unconsumed (one arriving while a run is already queued waits for
+        # the next event, apache/airflow#56050): recent events whose log has no catalog row are ingested too.
+        recent = [
+            _Target.of(extra, consumed=False)
+            for event in self._recent_events(context)
+            if (extra := event.extra or {}).get("manifest_key") and extra.get("bucket")
+        ]
+        missing = self._not_in_catalog({t.name: t for t in recent if t.where not in targets})
+        if missing:
+            self.log.info("Also ingesting %s: offloaded (recent events), not in the catalog", sorted(missing))
+            targets.update({t.where: t for t in missing.values()})
+        return list(targets.values())
+
+    def _recent_events(self, context: Any) -> list[Any]:
+        if self.recheck_events <= 0 or ARK_LOGS not in (self.inlets or []):
+            return []
+        return list(context["inlet_events"][ARK_LOGS].ascending(False).limit(self.recheck_events))
+
+    def _not_in_catalog(self, candidates: dict[str, _Target]) -> dict[str, _Target]:
+        if not candidates:
+            return {}
+        with PostgresHook(self.postgres_conn_id).connect() as conn:
+            catalog.ensure_table(conn, self.table)
+            known = catalog.names_present(conn, list(candidates), self.table)
+        return {name: t for name, t in candidates.items() if name not in known}
 
     def _ingest(self, context: Any) -> list[str]:
         clients: dict[tuple[str, str | None], Any] = {}
         rows, problems, gone = [], [], 0
-        targets = self._targets(context)
         pg = PostgresHook(self.postgres_conn_id)
-        self.lineage(
-            inputs=[log_folder(bucket, key) for _, _, bucket, key in targets],
-            outputs=[lambda: postgres_dataset(pg, self.table)],
-        )
-        for conn_id, override, bucket, key in targets:
-            where = f"s3://{bucket}/{key} (connection {conn_id!r})"
+        self.lineage(outputs=[lambda: postgres_dataset(pg, self.table)])
+        for target in self._targets(context):
+            where = f"s3://{target.bucket}/{target.manifest_key} (connection {target.conn_id!r})"
             try:
-                if (conn_id, override) not in clients:
-                    clients[conn_id, override] = ObjectStoreHook(conn_id, endpoint_url=override).client()
-                rows.append(catalog.row_from_s3(clients[conn_id, override], bucket, key))
+                client_key = (target.conn_id, target.endpoint_override)
+                if client_key not in clients:
+                    clients[client_key] = ObjectStoreHook(
+                        target.conn_id, endpoint_url=target.endpoint_override
+                    ).client()
+                rows.append(catalog.row_from_s3(clients[client_key], target.bucket, target.manifest_key))
+                self.lineage(inputs=[log_folder(target.bucket, target.manifest_key)])
             except (ClientError, BotoCoreError, ValueError, PermanentError) as exc:
                 reason = f"S3 {error_code(exc)}" if isinstance(exc, ClientError) else str(exc)
+                if not target.consumed:  # an old event of this asset, not this run's: reported, not fatal
+                    self.log.warning("Not ingested (earlier event) %r: %s: %s", target.name, where, reason)
+                    continue
                 gone += is_not_found(exc) or isinstance(exc, (ValueError, PermanentError))
-                problems.append(f"log {key.rstrip('/').split('/')[-2]!r}: {where}: {reason}")
+                problems.append(f"log {target.name!r}: {where}: {reason}")
                 self.log.error("Not ingested: %s", problems[-1])
         with pg.connect() as conn:
             catalog.ensure_table(conn, self.table)
@@ -395,6 +436,35 @@ class CatalogIngestOperator(_ArkOperator):
             # A bucket or manifest that is gone does not come back by retrying; anything else may.
             raise (PermanentError if gone == len(problems) else TransferError)(message)
         return [row["name"] for row in rows]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One log's manifest to read, with the connection that can read it."""
+
+    conn_id: str
+    endpoint_override: str | None
+    bucket: str
+    manifest_key: str
+    consumed: bool  # from this run's own events (or its manual listing), as opposed to a recheck
+
+    @classmethod
+    def of(cls, extra: Mapping[str, Any], *, consumed: bool) -> _Target:
+        return cls(
+            str(extra.get("aws_conn_id") or "aws_default"),
+            extra.get("endpoint_override"),
+            str(extra["bucket"]),
+            str(extra["manifest_key"]),
+            consumed,
+        )
+
+    @property
+    def where(self) -> tuple[str, str]:
+        return self.bucket, self.manifest_key
+
+    @property
+    def name(self) -> str:
+        return self.manifest_key.rstrip("/").split("/")[-2]
 
 
 __all__ = [

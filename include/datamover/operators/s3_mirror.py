@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from datamover.errors import ConfigError, TransferError
 from datamover.hooks.pushgateway import PushgatewayHook
@@ -22,6 +23,7 @@ from datamover.mirror.metrics import summary_registry
 from datamover.mirror.plan import split_ranges
 from datamover.operators.base import fail_fast
 from datamover.operators.lineage import LineageMixin
+from datamover.s3 import head_or_none, strip_etag
 from datamover.units import MIB
 
 SHARD_RESULT_KEY = "shard_result"
@@ -53,6 +55,34 @@ def run_dates(context: Any) -> list[str]:
     return [when.strftime("%Y-%m-%d")]
 
 
+def recent_event_dates(context: Any, limit: int) -> list[str]:
+    """The dates of the latest `limit` events of the task's inlet assets, whoever consumed them.
+
+    Airflow 3.3 can leave an event unconsumed: one that arrives while an asset-triggered run is already
+    queued, or while the DAG is at max_active_runs, is skipped by the run the queue creates and waits for
+    a later event (apache/airflow#56050). The plan looks back over recent events so that no dump day is
+    left behind, and only mirrors those whose manifest is not at the destination yet."""
+    if limit <= 0:
+        return []
+    dates: set[str] = set()
+    inlet_events = context.get("inlet_events")
+    for inlet in context["task"].inlets or []:
+        for event in inlet_events[inlet].ascending(False).limit(limit):
+            if (extra := event.extra or {}).get("date"):
+                dates.add(str(extra["date"]))
+    return sorted(dates)
+
+
+def _unmirrored(source: Side, dest: Side, day: str, marker: str) -> bool:
+    """True when the day's completion marker (written last by the producer) is at the source and not,
+    or not the same, at the destination."""
+    at_source = head_or_none(source.client, source.path.bucket, source.path.key(day, marker))
+    if at_source is None:
+        return False
+    at_dest = head_or_none(dest.client, dest.path.bucket, dest.path.key(day, marker))
+    return at_dest is None or strip_etag(at_dest.get("ETag")) != strip_etag(at_source.get("ETag"))
+
+
 class S3MirrorPlanOperator(LineageMixin, BaseOperator):
     """Check both connections (wrong keys fail at once, no retry), create the destination bucket if
     missing, and cut the source key space into `shards` key ranges: one mapped copy task each.
@@ -78,9 +108,13 @@ class S3MirrorPlanOperator(LineageMixin, BaseOperator):
         remove_extraneous: bool | str = False,
         max_delete: int | str = 1000,
         create_dest_bucket: bool = True,
+        recheck_events: int = 30,
+        complete_marker: str = "_manifest.json",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.recheck_events = recheck_events
+        self.complete_marker = complete_marker
         self.source_conn_id = source_conn_id
         self.dest_conn_id = dest_conn_id
         self.scope = scope
@@ -102,6 +136,15 @@ class S3MirrorPlanOperator(LineageMixin, BaseOperator):
         source, dest = _side(self.source_conn_id, "input", 4), _side(self.dest_conn_id, "output", 4)
         self.log.info("%s", check_side(source))
         self.log.info("%s", check_side(dest, create_missing=self.create_dest_bucket))
+        if scope == "day":
+            behind = [
+                day
+                for day in recent_event_dates(context, self.recheck_events)
+                if day not in folders and _unmirrored(source, dest, day, self.complete_marker)
+            ]
+            if behind:
+                self.log.info("Also mirroring %s: dumped (recent asset events), not yet mirrored", behind)
+                folders = sorted({*folders, *behind})
         plan = []
         self.lineage(inputs=[scope_dataset(source, folder) for folder in folders])
         for folder in folders:
@@ -239,9 +282,20 @@ class S3MirrorSummaryOperator(LineageMixin, BaseOperator):
             "shards": len(shard_results),
             "scopes": scopes,
         }
-        planned = context["ti"].xcom_pull(task_ids=self.plan_task_id) or []
+        # The summary only reports: its inputs are final once the copies (which retry themselves) are
+        # done, so a failure here fails at once instead of retrying to the same verdict.
+        planned = context["ti"].xcom_pull(task_ids=self.plan_task_id)
+        if planned is None:
+            raise AirflowFailException(
+                f"Task {self.plan_task_id!r} failed, nothing was mirrored: see its log"
+            )
         if result.failed:
-            raise TransferError(f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10]))
-        if len(shard_results) < max(len(planned), 1):
-            raise TransferError("a copy shard reported no result (it crashed before finishing); see its log")
+            raise AirflowFailException(
+                f"{result.failed} object(s) failed: " + "; ".join(result.failures[:10])
+            )
+        if len(shard_results) < len(planned):
+            raise AirflowFailException(
+                f"{len(planned) - len(shard_results)} of {len(planned)} copy shard(s) reported no result "
+                "(they failed before finishing); see their logs"
+            )
         return summary
