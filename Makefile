@@ -85,7 +85,7 @@ standalone-celery: airflow-init sample-data
 
 # Every benchmark, one after the other (each prints its own figures, ratios and CPU seconds per process).
 # The S3 benchmarks start private moto servers of their own (moto slows as it fills), never the shared one.
-bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring bench-streams
+bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring bench-streams bench-celery
 
 clean: services-down
 	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)

@@ -99,15 +99,27 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             w.wait(10)
 
 
+def get(stack: AirflowStack, path: str, attempts: int = 10) -> Any:
+    """GET, patient with an API server slowed down by a loaded machine."""
+    for attempt in range(attempts):
+        try:
+            return stack.request("GET", path)
+        except OSError:  # timeouts and refused connections (URLError is an OSError)
+            if attempt == attempts - 1:
+                raise
+            time.sleep(3)
+    raise AssertionError("unreachable")
+
+
 def run_sync(stack: AirflowStack) -> dict[str, Any]:
     empty(ceph_client(), DST)
     run_id = stack.trigger("egress_sync", {"scope": "all", "shards": 4, "remove_extraneous": False})
     path = f"dags/egress_sync/dagRuns/{run_id}"
-    while (run := stack.request("GET", path))["state"] not in ("success", "failed"):
+    while (run := get(stack, path))["state"] not in ("success", "failed"):
         time.sleep(1)
     if run["state"] != "success":
         raise RuntimeError(f"egress_sync {run_id} failed: see {stack.home}")
-    tis = stack.request("GET", f"{path}/taskInstances?limit=100")["task_instances"]
+    tis = get(stack, f"{path}/taskInstances?limit=100")["task_instances"]
     seconds = (
         datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
     ).total_seconds()
