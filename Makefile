@@ -10,12 +10,13 @@ SERVICES := scripts/services
 WITH_ENV = eval "$$(bash $(SERVICES) env)" && export PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/.state/bootstrap/bin:$$PATH" &&
 
 .PHONY: help setup services-up services-down services-status airflow-init settings sample-data demo test test-unit \
-        lint standalone bench clean browser
+        lint standalone standalone-celery bench clean browser
 
 help:
 	@echo "make demo            set up everything and run every DAG once (airflow dags test)"
 	@echo "make test            start the services and run all tests"
 	@echo "make standalone      run the Airflow UI at http://127.0.0.1:58080 (airflow standalone)"
+	@echo "make standalone-celery  the same with the CeleryExecutor: Redis broker + two Celery workers"
 	@echo "make services-down   stop the local services"
 	@echo "make bench           run the benchmarks (bench/)"
 
@@ -76,9 +77,15 @@ lint: setup
 standalone: airflow-init sample-data
 	$(WITH_ENV) airflow standalone
 
+# CeleryExecutor on this machine: api-server, scheduler, dag-processor, triggerer and two Celery workers
+# (distinct hostnames) on the PostgreSQL metadata DB and the local Redis broker (scripts/standalone-celery).
+standalone-celery: airflow-init sample-data
+	bash $(SERVICES) up redis
+	$(WITH_ENV) bash scripts/standalone-celery
+
 # Every benchmark, one after the other (each prints its own figures, ratios and CPU seconds per process).
 # The S3 benchmarks start private moto servers of their own (moto slows as it fills), never the shared one.
-bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring bench-streams
+bench: bench-dump bench-sync bench-offload bench-ab bench-logdog bench-monitoring bench-streams bench-celery
 
 clean: services-down
 	@# the PostgreSQL cluster may live outside the checkout (see scripts/services.d/postgres.sh)

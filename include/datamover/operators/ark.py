@@ -28,7 +28,9 @@ from datamover.errors import ConfigError, PermanentError, TransferError
 from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.lineage import DatasetName, local_path, s3_object, s3_uri
 from datamover.operators.base import fail_fast
+from datamover.operators.lineage import LineageMixin, postgres_dataset, this_host
 from datamover.s3 import error_code, is_not_found
 from datamover.streams.definition import stream
 from datamover.units import MIB
@@ -42,7 +44,12 @@ def s3_hook(config: OffloadStageConfig) -> ObjectStoreHook:
     return ObjectStoreHook(config.aws_conn_id, endpoint_url=config.endpoint_url)
 
 
-class _ArkOperator(BaseOperator):
+def log_folder(bucket: str, manifest_key: str) -> DatasetName:
+    """An offloaded log's folder in S3 (what the offload writes and the catalog reads), from its manifest."""
+    return s3_object(bucket, manifest_key.rsplit("/", 1)[0] if "/" in manifest_key else "")
+
+
+class _ArkOperator(LineageMixin, BaseOperator):
     template_fields: Sequence[str] = ("overrides",)
 
     def __init__(self, *, overrides: Mapping[str, Any] | str | None = None, **kwargs: Any) -> None:
@@ -57,7 +64,8 @@ class _ArkOperator(BaseOperator):
 
 
 class ArkCredentialsOperator(_ArkOperator):
-    """STS GetCallerIdentity + HeadBucket: refused credentials fail the run at once, before any data moves."""
+    """STS GetCallerIdentity + HeadBucket: refused credentials fail the run at once, before any data moves.
+    Lineage: none."""
 
     def execute(self, context: Any) -> str:
         with fail_fast():
@@ -70,7 +78,8 @@ class ArkCredentialsOperator(_ArkOperator):
 
 
 class ArkScanOperator(_ArkOperator):
-    """Scan storage_base_path; log the table of Ark Logs and ignored non-Ark data; return it (XCom)."""
+    """Scan storage_base_path; log the table of Ark Logs and ignored non-Ark data; return it (XCom).
+    Lineage: the storage folder it reads (on this worker's host)."""
 
     template_fields: Sequence[str] = (*_ArkOperator.template_fields, "settle_seconds")
 
@@ -81,6 +90,7 @@ class ArkScanOperator(_ArkOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         with fail_fast():
             config = self.config().check_storage()
+            self.lineage(inputs=[local_path(this_host(), str(config.storage))])
             result = scan(config.storage, settle_seconds=float(self.settle_seconds))
         self.log.info("\n%s", table(result))
         return result
@@ -96,6 +106,7 @@ class ArkOffloadOperator(_ArkOperator):
     to `log_attempts` times; one that fails for good (local data contradicting its manifest) is not.
     The task succeeds with what it did: it returns one record per log verified in S3 (for the asset
     events) and pushes XCom `failed`; the DAG's `report` task then fails the run naming the failed logs.
+    Lineage: each selected log's local folder -> its folder in S3 (outputs: the logs verified in S3).
     """
 
     template_fields: Sequence[str] = (*_ArkOperator.template_fields, "logs", "dry_run", "kafka_conn_id")
@@ -169,6 +180,8 @@ class ArkOffloadOperator(_ArkOperator):
         if not names:
             raise AirflowSkipException(f"no Ark Logs in {config.storage}")
 
+        host = this_host()
+        self.lineage(inputs=[local_path(host, str(config.storage / name)) for name in names])
         progress = Progress.for_logs(local)
         engine.progress = progress
         for r in earlier:  # not on disk any more: an earlier run offloaded and removed it
@@ -210,6 +223,7 @@ class ArkOffloadOperator(_ArkOperator):
         done = [*earlier, *(r for r in results.values() if r.state != FAILED)]
         failed = [r for r in results.values() if r.state == FAILED]
         records = [self._record(r, config, context["run_id"]) for r in done]
+        self.lineage(outputs=[s3_uri(r.s3_uri) for r in done])
         for r in done:
             self.log.info("%s: %s, %d object(s), %s", r.name, r.state, len(r.objects), r.s3_uri)
         context["ti"].xcom_push(
@@ -302,7 +316,8 @@ class CatalogIngestOperator(_ArkOperator):
     """Upsert one catalog row per Ark Log from its manifest in S3, one log at a time. Logs come from the
     triggering `ark_logs` asset events; without events (a manual run), from every manifest under the
     configured prefix. A log that cannot be read (its bucket or manifest is gone) is named with its
-    bucket and key; the rows of the others are written first, then the task fails."""
+    bucket and key; the rows of the others are written first, then the task fails.
+    Lineage: each log's folder in S3 whose manifest was read -> the catalog table."""
 
     template_fields: Sequence[str] = (*_ArkOperator.template_fields, "postgres_conn_id", "table")
 
@@ -383,6 +398,8 @@ class CatalogIngestOperator(_ArkOperator):
     def _ingest(self, context: Any) -> list[str]:
         clients: dict[tuple[str, str | None], Any] = {}
         rows, problems, gone = [], [], 0
+        pg = PostgresHook(self.postgres_conn_id)
+        self.lineage(outputs=[lambda: postgres_dataset(pg, self.table)])
         for target in self._targets(context):
             where = f"s3://{target.bucket}/{target.manifest_key} (connection {target.conn_id!r})"
             try:
@@ -392,6 +409,7 @@ class CatalogIngestOperator(_ArkOperator):
                         target.conn_id, endpoint_url=target.endpoint_override
                     ).client()
                 rows.append(catalog.row_from_s3(clients[client_key], target.bucket, target.manifest_key))
+                self.lineage(inputs=[log_folder(target.bucket, target.manifest_key)])
             except (ClientError, BotoCoreError, ValueError, PermanentError) as exc:
                 reason = f"S3 {error_code(exc)}" if isinstance(exc, ClientError) else str(exc)
                 if not target.consumed:  # an old event of this asset, not this run's: reported, not fatal
@@ -400,7 +418,7 @@ class CatalogIngestOperator(_ArkOperator):
                 gone += is_not_found(exc) or isinstance(exc, (ValueError, PermanentError))
                 problems.append(f"log {target.name!r}: {where}: {reason}")
                 self.log.error("Not ingested: %s", problems[-1])
-        with PostgresHook(self.postgres_conn_id).connect() as conn:
+        with pg.connect() as conn:
             catalog.ensure_table(conn, self.table)
             count = catalog.upsert(conn, rows, self.table)
         for row in rows:

@@ -9,11 +9,13 @@ from airflow.sdk import BaseHook, BaseOperator
 
 from datamover.errors import ConnectionCheckError
 from datamover.hooks.registry import HOOKS_BY_CONN_TYPE
+from datamover.operators.lineage import LineageMixin
 
 
-class ConnectionCheckOperator(BaseOperator):
+class ConnectionCheckOperator(LineageMixin, BaseOperator):
     """Open the connection with the hook for its type and do one cheap real request:
-    a query (postgres), ListBuckets (aws), cluster metadata (kafka), a metric push (http/pushgateway)."""
+    a query (postgres), ListBuckets (aws), cluster metadata (kafka), a metric push (http/pushgateway).
+    Lineage: none (no data moves; the empty lists say so)."""
 
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#d7f0e6"

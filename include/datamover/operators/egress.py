@@ -21,14 +21,17 @@ from datamover.egress.pipeline import StreamTuning
 from datamover.errors import ConfigError
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.lineage import s3_object
 from datamover.operators.base import fail_fast
+from datamover.operators.lineage import LineageMixin, postgres_dataset
 from datamover.units import MIB
 
 
-class PostgresToS3CsvOperator(BaseOperator):
+class PostgresToS3CsvOperator(LineageMixin, BaseOperator):
     """Stream `COPY (SELECT ...) TO STDOUT (FORMAT csv, HEADER)` of one table, gzip-compressed on the fly,
     into s3://bucket/key with a parallel multipart upload (SSE AES256). Memory stays bounded; a failure
     aborts the upload so no partial object appears. Returns the dump's stats (rows, bytes, sha256, ...).
+    Lineage: the table -> the object.
 
     `table` is a table entry of egress_dump.yaml (name, schema, mode, timestamp_column, columns, ...).
     Mode "incremental" selects `interval_start <= timestamp_column < interval_end` (default: the run's
@@ -110,6 +113,10 @@ class PostgresToS3CsvOperator(BaseOperator):
         )
         self.log.info("Table '%s': Data collection started.", spec.name)
         pg = PostgresHook(self.postgres_conn_id)
+        self.lineage(
+            inputs=[lambda: postgres_dataset(pg, spec.name, spec.schema)],
+            outputs=[s3_object(self.bucket, self.key)],
+        )
         s3 = ObjectStoreHook(self.s3_conn_id).client(pool=self.upload_workers + 2)
         with pg.connect() as conn:
             prepare_session(conn, self.session_timezone)
@@ -129,9 +136,10 @@ class PostgresToS3CsvOperator(BaseOperator):
         return result.to_dict()
 
 
-class S3BucketPreflightOperator(BaseOperator):
+class S3BucketPreflightOperator(LineageMixin, BaseOperator):
     """Create-or-check the dump bucket: default encryption AES256 and a lifecycle rule expiring objects
-    after `lifecycle_days`. `apply_rules` (re)applies both; `enforce` fails the task when one is missing."""
+    after `lifecycle_days`. `apply_rules` (re)applies both; `enforce` fails the task when one is missing.
+    Lineage: none (no data moves; the empty lists say so)."""
 
     template_fields: Sequence[str] = (
         "bucket",
@@ -191,9 +199,10 @@ class S3BucketPreflightOperator(BaseOperator):
         return {"bucket": self.bucket, "created": report.created, "problems": report.problems}
 
 
-class EgressManifestOperator(BaseOperator):
+class EgressManifestOperator(LineageMixin, BaseOperator):
     """Check every table's object, write `_manifest.json` last in the day's folder, and attach the day
-    to the dump Asset's event (`outlets`), so a complete day is visible only once all of it is there."""
+    to the dump Asset's event (`outlets`), so a complete day is visible only once all of it is there.
+    Lineage: the day's table objects -> the day's folder (what egress_sync reads) and its manifest."""
 
     template_fields: Sequence[str] = ("run", "results")
 
@@ -207,6 +216,13 @@ class EgressManifestOperator(BaseOperator):
         results = [self.results[i] for i in range(len(self.results))]  # mapped XComs: no probe past the end
         client = ObjectStoreHook(run["s3_conn_id"]).client()
         verify_objects(client, run["bucket"], results)
+        self.lineage(
+            inputs=[s3_object(run["bucket"], str(r["key"])) for r in results],
+            outputs=[
+                s3_object(run["bucket"], run["day_prefix"]),
+                s3_object(run["bucket"], run["manifest_key"]),
+            ],
+        )
         manifest = build_manifest(
             day=run["day"],
             bucket=run["bucket"],

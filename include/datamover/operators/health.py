@@ -10,10 +10,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from datamover.health_assets import HEALTH_ALERTS_NAME
+from datamover.operators.lineage import LineageMixin
 
 
-class HealthAlertsOperator(BaseOperator):
-    """Returns the alerts (the payloads of the triggering `health_alerts` asset events)."""
+class HealthAlertsOperator(LineageMixin, BaseOperator):
+    """Returns the alerts (the payloads of the triggering `health_alerts` asset events). Lineage: none."""
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = []
@@ -31,8 +32,9 @@ class HealthAlertsOperator(BaseOperator):
         return alerts
 
 
-class HealthAlertOperator(BaseOperator):
-    """Fails, naming the member and what is wrong with it (map it over HealthAlertsOperator's alerts)."""
+class HealthAlertOperator(LineageMixin, BaseOperator):
+    """Fails, naming the member and what is wrong with it (map it over HealthAlertsOperator's alerts).
+    Lineage: none."""
 
     template_fields: Sequence[str] = ("alert",)
     # the map index a user sees in the UI: "<member>: <kind>"

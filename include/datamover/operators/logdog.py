@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from datamover.operators.base import fail_fast
+from datamover.operators.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from datamover.logdog.archivist import ArchivistSettings
@@ -63,7 +64,7 @@ def archivist_settings(cfg: LogArchivalConfig) -> ArchivistSettings:
     )
 
 
-class _LogDogOperator(BaseOperator):
+class _LogDogOperator(LineageMixin, BaseOperator):
     """`run_params`: the run's trigger-form params (PARAM_KEYS), usually "{{ params }}"."""
 
     template_fields: Sequence[str] = ("run_params",)
@@ -78,21 +79,34 @@ class _LogDogOperator(BaseOperator):
         with fail_fast():
             return load(overrides_from_params(self.run_params))
 
+    def storage_table(self, cfg: LogArchivalConfig, name: str) -> Any:
+        """The intermediate storage table `name` (log_entries, log_streams) as a lazy dataset name."""
+        from datamover.hooks.postgres import PostgresHook
+        from datamover.operators.lineage import postgres_dataset
+
+        return lambda: postgres_dataset(PostgresHook(cfg.connections.postgres_conn_id), name, cfg.schema)
+
 
 class LogDogCollectOperator(_LogDogOperator):
     """Drains the Butler topic into intermediate storage (see datamover.logdog.collector); returns the
-    counts. Offsets are committed only after each batch's rows are written."""
+    counts. Offsets are committed only after each batch's rows are written.
+    Lineage: the Butler topic -> the intermediate storage tables."""
 
     def execute(self, context: Any) -> dict[str, Any]:
         from datamover.hooks.kafka import KafkaHook
         from datamover.hooks.postgres import PostgresHook
         from datamover.logdog import storage
         from datamover.logdog.collector import DrainLimits, drain
+        from datamover.operators.lineage import kafka_dataset
 
         cfg = self.config()
         c = cfg.collector
         with fail_fast():
             kafka = KafkaHook(cfg.connections.kafka_config_id)
+            self.lineage(
+                inputs=[lambda: kafka_dataset(kafka, c.topic)],
+                outputs=[self.storage_table(cfg, "log_entries"), self.storage_table(cfg, "log_streams")],
+            )
             consumer = kafka.consumer(c.consumer_group, **{"enable.partition.eof": True})
             conn = PostgresHook(cfg.connections.postgres_conn_id).connect()
         try:
@@ -128,7 +142,8 @@ def has_new_streams(stats: Mapping[str, Any]) -> bool:
 class LogStreamPlanOperator(_LogDogOperator):
     """Picks the streams this run watches (due within `archival.horizon_s`, not watched by another live
     run, or left `archiving` by a crashed run), expunges leftovers of archived streams, checks the
-    archive buckets. Returns the stream ids to map the settle sensors over."""
+    archive buckets. Returns the stream ids to map the settle sensors over.
+    Lineage: reads the stream registry (nothing moves)."""
 
     def execute(self, context: Any) -> list[int]:
         from datamover.errors import ConfigError
@@ -139,6 +154,7 @@ class LogStreamPlanOperator(_LogDogOperator):
 
         cfg = self.config()
         a = cfg.archival
+        self.lineage(inputs=[self.storage_table(cfg, "log_streams")])
         with fail_fast():
             client = ObjectStoreHook(cfg.connections.archive_conn_id).client()
             for path in (a.staging_path, a.base_path):
@@ -190,7 +206,8 @@ def head_or_none_bucket(client: Any, bucket: str) -> bool:
 
 class LogStreamArchiveOperator(_LogDogOperator):
     """Archives one stream (see datamover.logdog.archivist): staged multipart upload, server-side move,
-    coordinator update, expunge. Its lease owner is the task instance, so a retry resumes at once."""
+    coordinator update, expunge. Its lease owner is the task instance, so a retry resumes at once.
+    Lineage: the stream's rows in intermediate storage -> its archive objects (entries, index, data)."""
 
     template_fields: Sequence[str] = ("stream_id", "run_params")
 
@@ -201,6 +218,7 @@ class LogStreamArchiveOperator(_LogDogOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from datamover.hooks.postgres import PostgresHook
         from datamover.hooks.s3 import ObjectStoreHook
+        from datamover.lineage import s3_uri
         from datamover.logdog.archivist import Archivist
 
         cfg = self.config()
@@ -218,6 +236,14 @@ class LogStreamArchiveOperator(_LogDogOperator):
         finally:
             conn.close()
             data_conn.close()
+        self.lineage(
+            inputs=[self.storage_table(cfg, "log_entries")],
+            outputs=[
+                s3_uri(url)
+                for url in (outcome.entries_url, outcome.index_url, outcome.data_url)
+                if url and url.startswith("s3://")
+            ],
+        )
         if outcome.action in ("skipped", "not_due", "gone"):
             raise AirflowSkipException(f"Stream {stream_id}: {outcome.action}: {outcome.reason}")
         return outcome.as_dict()

@@ -16,11 +16,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from datamover.errors import ConfigError, TransferError
 from datamover.hooks.pushgateway import PushgatewayHook
 from datamover.hooks.s3 import ObjectStoreHook
+from datamover.lineage import DatasetName, s3_object
 from datamover.mirror.engine import Mirror, MirrorOptions, MirrorResult, Side, check_side
-from datamover.mirror.listing import KeyRange, flatten, list_pages
+from datamover.mirror.listing import KeyRange, flatten, list_pages, scope_prefix
 from datamover.mirror.metrics import summary_registry
 from datamover.mirror.plan import split_ranges
 from datamover.operators.base import fail_fast
+from datamover.operators.lineage import LineageMixin
 from datamover.s3 import head_or_none, strip_etag
 from datamover.units import MIB
 
@@ -30,6 +32,11 @@ SHARD_RESULT_KEY = "shard_result"
 def _side(conn_id: str, alias: str, pool: int = 48) -> Side:
     hook = ObjectStoreHook(conn_id)
     return Side(client=hook.client(pool=pool), path=hook.path(), label=conn_id, alias=alias)
+
+
+def scope_dataset(side: Side, scope: str) -> DatasetName:
+    """The folder one shard mirrors (a shard is a key range of it: lineage names the folder)."""
+    return s3_object(side.path.bucket, scope_prefix(side.path, scope))
 
 
 def run_dates(context: Any) -> list[str]:
@@ -76,9 +83,10 @@ def _unmirrored(source: Side, dest: Side, day: str, marker: str) -> bool:
     return at_dest is None or strip_etag(at_dest.get("ETag")) != strip_etag(at_source.get("ETag"))
 
 
-class S3MirrorPlanOperator(BaseOperator):
+class S3MirrorPlanOperator(LineageMixin, BaseOperator):
     """Check both connections (wrong keys fail at once, no retry), create the destination bucket if
-    missing, and cut the source key space into `shards` key ranges: one mapped copy task each."""
+    missing, and cut the source key space into `shards` key ranges: one mapped copy task each.
+    Lineage: the source folders it lists (nothing written)."""
 
     template_fields: Sequence[str] = (
         "source_conn_id",
@@ -138,6 +146,7 @@ class S3MirrorPlanOperator(BaseOperator):
                 self.log.info("Also mirroring %s: dumped (recent asset events), not yet mirrored", behind)
                 folders = sorted({*folders, *behind})
         plan = []
+        self.lineage(inputs=[scope_dataset(source, folder) for folder in folders])
         for folder in folders:
             ranges = [KeyRange()]
             if shards > 1:
@@ -159,10 +168,11 @@ class S3MirrorPlanOperator(BaseOperator):
         return plan
 
 
-class S3MirrorOperator(BaseOperator):
+class S3MirrorOperator(LineageMixin, BaseOperator):
     """Mirror one shard (scope + key range) from source to destination; log one line per object and
     the summary; push the shard's result to XCom (key `shard_result`) even when objects failed, then
-    fail if any did, so Airflow retries the shard (a rerun only copies what is still missing)."""
+    fail if any did, so Airflow retries the shard (a rerun only copies what is still missing).
+    Lineage: the source folder -> the destination folder (S3 -> Ceph)."""
 
     template_fields: Sequence[str] = ("source_conn_id", "dest_conn_id", "shard")
     ui_color = "#cfe3f7"
@@ -205,6 +215,9 @@ class S3MirrorOperator(BaseOperator):
             part_size=self.part_size_mib * MIB,
             max_buffer_bytes=self.max_buffer_mib * MIB,
         )
+        self.lineage(
+            inputs=[scope_dataset(source, options.scope)], outputs=[scope_dataset(dest, options.scope)]
+        )
         result = Mirror(source, dest, options).run()
         self.log.info("Scope %r: %s", options.scope or "all", result.summary_line())
         self.log.info("%s", result.counts_line())
@@ -214,9 +227,10 @@ class S3MirrorOperator(BaseOperator):
         return result.to_dict()
 
 
-class S3MirrorSummaryOperator(BaseOperator):
+class S3MirrorSummaryOperator(LineageMixin, BaseOperator):
     """Combine the shards' results: log the seed's summary line and the counts, push them to the
-    Pushgateway, return them (XCom). Fails if a shard failed or reported nothing."""
+    Pushgateway, return them (XCom). Fails if a shard failed or reported nothing.
+    Lineage: none (it reads XComs and pushes metrics; no dataset moves)."""
 
     template_fields: Sequence[str] = ("copy_task_id", "plan_task_id", "pushgateway_conn_id", "job")
     ui_color = "#d7f0e6"

@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 
 from datamover.errors import DataMoverError
 from datamover.operators.base import fail_fast
+from datamover.operators.lineage import LineageMixin
 
 if TYPE_CHECKING:
     from datamover.monitoring.config import TransferMonitoringConfig
@@ -40,7 +41,7 @@ def _lock(store: Store, role: str, wait_s: float = 60) -> None:
         time.sleep(1)
 
 
-class _MonitoringOperator(BaseOperator):
+class _MonitoringOperator(LineageMixin, BaseOperator):
     template_fields: Sequence[str] = ("config_overrides",)
 
     def __init__(self, *, config_overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -53,10 +54,46 @@ class _MonitoringOperator(BaseOperator):
         with fail_fast():
             return load(dict(self.config_overrides or {}))
 
+    def record_lineage(self, cfg: TransferMonitoringConfig, role: str) -> None:
+        """ingest: both topics + the expected-sensors objects -> the store's tables; evaluate: the store and
+        the exposures' objects -> the exposures' evaluation records."""
+        from datamover.hooks.kafka import KafkaHook
+        from datamover.hooks.postgres import PostgresHook
+        from datamover.lineage import s3_object
+        from datamover.operators.lineage import kafka_dataset, postgres_dataset
+
+        pg = PostgresHook(cfg.postgres.connection)
+        schema = cfg.postgres.schema_name
+
+        def table(name: str) -> Any:
+            return lambda: postgres_dataset(pg, name, schema)
+
+        bucket = s3_object(cfg.object_store.bucket)
+        if role == "ingest":
+            topics = [
+                (lambda src=src: kafka_dataset(KafkaHook(src.kafka_connection), src.topic))
+                for src in (cfg.file_notifications, cfg.end_readouts)
+            ]
+            self.lineage(
+                inputs=[*topics, bucket],
+                outputs=[
+                    table("file_messages"),
+                    table("objects"),
+                    table("exposures"),
+                    table("expected_sensors"),
+                ],
+            )
+        else:
+            self.lineage(
+                inputs=[table("exposures"), table("objects"), table("expected_sensors"), bucket],
+                outputs=[table("exposures")],
+            )
+
 
 class TransferEventsIngestOperator(_MonitoringOperator):
     """Consume file notifications and End Readouts into PostgreSQL for `ingest.run_minutes` (or until
-    caught up and idle for `idle_exit_s`), pushing `dtm_file_messages_received_total` as it goes."""
+    caught up and idle for `idle_exit_s`), pushing `dtm_file_messages_received_total` as it goes.
+    Lineage: the two topics and the bucket -> the store's tables."""
 
     template_fields: Sequence[str] = ("config_overrides", "run_minutes", "idle_exit_s")
     ui_color = "#fdf2e3"
@@ -74,6 +111,7 @@ class TransferEventsIngestOperator(_MonitoringOperator):
         from datamover.monitoring.publish import publish_file_messages, publish_new_days
 
         cfg = self.config()
+        self.record_lineage(cfg, "ingest")
         hook = TransferMonitoringHook(cfg)
         minutes = float(self.run_minutes) if self.run_minutes else cfg.ingest.run_minutes
         idle = float(self.idle_exit_s) if self.idle_exit_s not in (None, "") else None
@@ -119,7 +157,8 @@ class ExposureEvaluationOperator(_MonitoringOperator):
     While more exposures keep becoming ready within `evaluation.linger_s` of the last pass (a busy
     night), the task stays and evaluates them as they come, pushing after each pass, for at most
     `evaluation.max_run_minutes`; then the run ends and the next one's sensor waits in the triggerer.
-    That spares two task start-ups per exposure at high rates; `linger_s: 0` makes every run one pass."""
+    That spares two task start-ups per exposure at high rates; `linger_s: 0` makes every run one pass.
+    Lineage: the store's tables and the bucket -> the exposures table."""
 
     template_fields: Sequence[str] = ("config_overrides", "obs_id")
     ui_color = "#e3f5e1"
@@ -135,6 +174,7 @@ class ExposureEvaluationOperator(_MonitoringOperator):
         from datamover.monitoring.timescale import utc_datetime
 
         cfg = self.config()
+        self.record_lineage(cfg, "evaluate")
         hook = TransferMonitoringHook(cfg)
         obs_id = self.obs_id or None
         totals = {"evaluated": 0, "incomplete": 0, "swept": 0, "listed_only": 0, "passes": 0}
