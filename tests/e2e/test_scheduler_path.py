@@ -207,8 +207,9 @@ def test_manual_runs_of_the_asset_scheduled_dags(airflow_stack: AirflowStack) ->
     bucket holds."""
     stack = airflow_stack
     seed(os.environ["DATAMOVER_PG_DSN"])
-    # A day of its own: another test's run already has today's logical date (one run per logical date).
-    logical = datetime.now(UTC).date() - timedelta(days=1)
+    # A day of its own: Airflow allows one run per logical date, and the other tests' manual runs and the
+    # scheduled runs made at unpause hold today's and yesterday's.
+    logical = datetime.now(UTC).date() - timedelta(days=10)
     day = (logical - timedelta(days=1)).isoformat()
     forget_day(day)
     stack.unpause("egress_sync")
