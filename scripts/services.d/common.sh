@@ -67,6 +67,41 @@ wait_port() {
     return 1
 }
 
+# reserve_ports: take the services' fixed ports out of the kernel's ephemeral range (32768-60999 on
+# Debian, which holds them all). Otherwise, while a service is down, a client retrying 127.0.0.1:PORT can
+# be handed PORT itself as its local port and connect to itself (TCP self-connect): the restarted service
+# then fails with "Address already in use", and a readiness probe may even take the self-connection for
+# the service. Needs root or sudo (a sysctl, until reboot); without them, a warning.
+reserve_ports() {
+    local file=/proc/sys/net/ipv4/ip_local_reserved_ports current wanted
+    wanted="$PG_PORT,$KAFKA_PORT,$KAFKA_CONTROLLER_PORT,$CEPH_MON_PORT,$CEPH_RGW_PORT,$MOTO_PORT"
+    wanted+=",$PUSHGATEWAY_PORT,$PROMETHEUS_PORT,$REDIS_PORT,58080,58793,58794"
+    [ -r "$file" ] || return 0
+    current="$(cat "$file")"
+    local port missing=0
+    for port in ${wanted//,/ }; do
+        port_reserved "$port" "$current" || missing=1
+    done
+    [ "$missing" -eq 1 ] || return 0
+    local value="${current:+$current,}$wanted" sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    echo "$value" | $sudo tee "$file" >/dev/null 2>&1 \
+        || log "warning: could not reserve the services' ports ($wanted) in $file: a service restarted while clients retry it may find its port taken"
+}
+
+# port_reserved PORT LIST: true when PORT is in the kernel's reserved list (single ports and ranges).
+port_reserved() {
+    local port="$1" item
+    for item in ${2//,/ }; do
+        if [[ "$item" == *-* ]]; then
+            [ "$port" -ge "${item%-*}" ] && [ "$port" -le "${item#*-}" ] && return 0
+        elif [ "$item" = "$port" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
 # port_busy PORT: true when something already listens on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
