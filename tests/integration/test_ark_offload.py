@@ -518,6 +518,6 @@ def test_kafka_down_the_offload_completes_with_one_warning(s3, tmp_path: Path, r
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert "logs/while_kafka_is_down/ark.json" in keys(client, bucket)
-    assert "via connection 'kafka_default' (127.0.0.1:59092) are being dropped" in out
+    assert "via connection 'kafka_default' (127.0.0.1:59092) are not getting through" in out
     assert re.search(r"\d+ event\(s\) for topic 'ark.offload.status' via connection 'kafka_default'", out)
     assert out.count("Connection refused") < 20, "librdkafka's log is not rate-limited"

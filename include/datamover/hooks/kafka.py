@@ -7,6 +7,7 @@ and never raises into the work it describes (see `SideChannel`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -98,6 +99,8 @@ class KafkaHook(CheckedConnection, KafkaBaseHook):
         **admin_overrides: Any,
     ) -> list[str]:
         """Create the topics that do not exist yet; return the ones created."""
+        # librdkafka repeats a refused connect every few ms: through a rate-limited logger, not stderr.
+        admin_overrides.setdefault("logger", _admin_log())
         admin = self.admin(**admin_overrides)
         existing = set(admin.list_topics(timeout=timeout).topics)
         wanted = [t for t in dict.fromkeys(topics) if t not in existing]
@@ -149,6 +152,13 @@ class _RateLimited(logging.Filter):
             return True
         self.suppressed += 1
         return False
+
+
+@functools.cache
+def _admin_log() -> logging.Logger:
+    logger = logging.getLogger(f"{RDKAFKA_LOGGER_PREFIX}admin")
+    logger.addFilter(_RateLimited(60))
+    return logger
 
 
 class SideChannel:
