@@ -64,10 +64,15 @@ def manifest_keys(client: BaseClient, bucket: str, prefix: str) -> Iterator[str]
             yield key
 
 
+def log_name(manifest_key: str) -> str:
+    """The log a manifest key belongs to: `<prefix>/<name>/ark.json` -> `<name>`."""
+    return manifest_key.rstrip("/").split("/")[-2]
+
+
 def row_from_s3(client: BaseClient, bucket: str, manifest_key: str) -> dict[str, Any]:
     obj = client.get_object(Bucket=bucket, Key=manifest_key)
     raw = obj["Body"].read(MAX_MANIFEST_BYTES + 1)
-    name = manifest_key.rstrip("/").split("/")[-2]
+    name = log_name(manifest_key)
     try:
         doc = parse_manifest(raw, name)
     except ManifestError as exc:

@@ -464,7 +464,7 @@ class _Target:
 
     @property
     def name(self) -> str:
-        return self.manifest_key.rstrip("/").split("/")[-2]
+        return catalog.log_name(self.manifest_key)
 
 
 __all__ = [

@@ -7,7 +7,7 @@ copy >> S3MirrorSummaryOperator(task_id="summary", copy_task_id="copy", trigger_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -44,10 +44,7 @@ def run_dates(context: Any) -> list[str]:
     the dates of every dump asset event the run consumed (several when runs of the dump queued up, e.g.
     after a backfill), else the data interval start, else the logical date, else the day it was queued."""
     dates = {
-        str(extra["date"])
-        for events in (context.get("triggering_asset_events") or {}).values()
-        for event in events
-        if (extra := getattr(event, "extra", None) or {}).get("date")
+        date for events in (context.get("triggering_asset_events") or {}).values() for date in _dates(events)
     }
     if dates:
         return sorted(dates)
@@ -64,13 +61,21 @@ def recent_event_dates(context: Any, limit: int) -> list[str]:
     left behind, and only mirrors those whose manifest is not at the destination yet."""
     if limit <= 0:
         return []
-    dates: set[str] = set()
     inlet_events = context.get("inlet_events")
-    for inlet in context["task"].inlets or []:
-        for event in inlet_events[inlet].ascending(False).limit(limit):
-            if (extra := event.extra or {}).get("date"):
-                dates.add(str(extra["date"]))
-    return sorted(dates)
+    return sorted(
+        {
+            date
+            for inlet in context["task"].inlets or []
+            for date in _dates(inlet_events[inlet].ascending(False).limit(limit))
+        }
+    )
+
+
+def _dates(events: Iterable[Any]) -> set[str]:
+    """The `date` (a dump's day folder) each asset event carries in its extra."""
+    return {
+        str(extra["date"]) for event in events if (extra := getattr(event, "extra", None) or {}).get("date")
+    }
 
 
 def _unmirrored(source: Side, dest: Side, day: str, marker: str) -> bool:
