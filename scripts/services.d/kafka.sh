@@ -247,6 +247,13 @@ kafka_up() {
         *)
             _kafka_fail "not ready after ${KAFKA_START_TIMEOUT}s (stopping it)" "$off"
             stop_pidfile "$pidfile" "$KAFKA_STOP_TIMEOUT"
+            # Seen once after a restart: the KRaft controller stalled on its own registration
+            # (NotControllerException naming itself) and never announced the broker; a second start works.
+            if [ -z "${_KAFKA_RETRIED:-}" ]; then
+                log "kafka: starting once more"
+                _KAFKA_RETRIED=1 kafka_up
+                return $?
+            fi
             return 1 ;;
     esac
 }
