@@ -3,20 +3,24 @@ dag-processor, triggerer; PostgreSQL metadata DB), against the local Kafka, Ceph
 Pushgateway and Prometheus.
 
     python bench/transfer_monitoring_bench.py [--minutes 10] [--backlog 1000] [--per-exposure-minutes 3]
+                                              [--put-objects]
 
 1. live (micro-batch, the shipped design): the DAGs transfer_monitoring_ingest and
    transfer_monitoring_evaluate run continuously while a feeder plays the summit: every 3 s an End
-   Readout on Kafka, an expected-sensors file and LSSTCam's 410 objects PUT to Ceph, each with its
-   bucket notification on Kafka (10% of the exposures lose one object, 1% of the objects come 12 s
-   late). Reported: every exposure evaluated, metric lag = time its result reached the Pushgateway minus
-   its wait window's close (p50/p95/max), CPU seconds and peak RSS of the Airflow processes, of the
-   services and of the feeder.
+   Readout on Kafka and an expected-sensors file PUT to Ceph, then over the next 1-6 s the bucket
+   notifications of LSSTCam's 410 objects on Kafka (10% of the exposures lose one object, 1% of the
+   objects come 12 s late). With --put-objects every object is also PUT to Ceph first. The DAGs never
+   read data objects, and on a 2-core machine the feeder's ~137 PUT/s, the RGW and OSD share the
+   cores with Airflow: the feed fell behind (37 exposures in 13 minutes instead of 260). Reported: every
+   exposure evaluated, metric lag = time its result reached the Pushgateway minus its wait window's
+   close (p50/p95/max), CPU seconds and peak RSS of the Airflow processes, of the services and of the
+   feeder.
 2. per-exposure (the event-driven alternative): the same feed, evaluation by one DAG run per End
    Readout (transfer_monitoring_exposure, triggered through the REST API as an AssetWatcher would),
    for a shorter time: lag and CPU side by side, as ratios.
-3. backlog: the DAGs paused, `--backlog` exposures (objects PUT, notifications and End Readouts on
-   Kafka: a night after an outage) are fed, then the DAGs are unpaused: time until every exposure is
-   evaluated and its metrics pushed.
+3. backlog: the DAGs paused, `--backlog` exposures (notifications and End Readouts on Kafka, the
+   expected-sensors files in Ceph: a night after an outage) are fed, then the DAGs are unpaused: time
+   until every exposure is evaluated and its metrics pushed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -43,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import tests.conftest  # noqa: E402,F401 - the services' environment and AIRFLOW_CONN_* variables
 from bench.airflow_stack import AirflowStack  # noqa: E402
+from bench.bench_tools import machine_line  # noqa: E402
 from datamover.hooks.kafka import KafkaHook  # noqa: E402
 from datamover.hooks.s3 import ObjectStoreHook  # noqa: E402
 from datamover.hooks.transfer_monitoring import TransferMonitoringHook  # noqa: E402
@@ -147,6 +153,22 @@ def own_cpu() -> float:
 # ---- the feed ----------------------------------------------------------------------------------
 
 
+def ceph_put_rate(n: int = 600, threads: int = 32) -> str:
+    """What the local RGW takes: PUTs per second of 64-byte objects from `threads` threads."""
+    client = ObjectStoreHook("transfer_monitoring_ceph").client(pool=threads)
+    bucket = f"dtm-bench-probe-{random.randrange(16**6):06x}"
+    create_bucket(client, bucket)
+    try:
+        started = time.time()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda i: client.put_object(Bucket=bucket, Key=f"p/{i}", Body=b"x" * 64), range(n)))
+        rate = n / (time.time() - started)
+    finally:
+        empty_bucket(client, bucket)
+    needed = 410 / CADENCE_S
+    return f"Ceph RGW here: {rate:.0f} PUT/s of 64-byte objects ({threads} threads); 10x Rubin: {needed:.0f}"
+
+
 @dataclass
 class Sent:
     obs_id: str
@@ -163,6 +185,7 @@ class Summit:
     feed: Feed
     image_date: str
     workers: int = 32
+    put_objects: bool = True  # False: the data objects are only notified, not stored (see --put-objects)
     sent: list[Sent] = field(default_factory=list)
     _late: list[tuple[float, int, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -184,7 +207,19 @@ class Summit:
             if item is None:
                 time.sleep(0.05)
                 continue
-            self._submit(self.feed.object, item[2])
+            self._submit(self._arrive, item[2])
+
+    def _arrive(self, key: str) -> None:
+        """A data object arrives now: stored and notified, or (without put_objects) notified."""
+        if self.put_objects:
+            self.feed.object(key)
+        else:
+            self.feed.notify(key, datetime.now(UTC))
+
+    def _later(self, delay_s: float, key: str) -> None:
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._late, (time.time() + delay_s, self._seq, key))
 
     def _submit(self, fn: Any, *args: Any) -> Any:
         self._slots.acquire()
@@ -192,11 +227,8 @@ class Summit:
         future.add_done_callback(lambda _f: self._slots.release())
         return future
 
-    def exposure(
-        self, number: int, *, rng: random.Random, eor_tai: datetime | None = None, put_objects: bool = True
-    ) -> Sent:
-        """One exposure now (or, with `eor_tai`, set in the past with notifications timed after it;
-        without `put_objects`, only the notifications of its data objects: not the objects)."""
+    def exposure(self, number: int, *, rng: random.Random, eor_tai: datetime | None = None) -> Sent:
+        """One exposure now (or, with `eor_tai`, set in the past with notifications timed after it)."""
         obs_id = f"MC_O_{self.image_date}_{number:06d}"
         live = eor_tai is None
         tai = eor_tai or datetime.now(UTC).replace(tzinfo=None) + TAI
@@ -209,17 +241,24 @@ class Summit:
             names.pop(rng.randrange(len(names)))
         record = Sent(obs_id, eor_utc, len(names), missing)
         key = f"{prefix}/{obs_id}_expectedSensors.json"
-        self.feed.put(key, expected_file(obs_id, self.sensors))
+        self.feed.put(key, expected_file(obs_id, self.sensors))  # always stored: the DAGs read it
         self.feed.notify(key, datetime.now(UTC) if live else eor_utc + timedelta(seconds=0.2))
-        on_time = []
-        for name in names:
-            if live and rng.random() < 0.01:
-                with self._lock:
-                    self._seq += 1
-                    heapq.heappush(self._late, (time.time() + 12.0, self._seq, f"{prefix}/{name}"))
-            else:
-                on_time.append(f"{prefix}/{name}")
-        if live:
+        keys = [f"{prefix}/{name}" for name in names]
+        if not live:  # a night in the past: notifications 1-6 s after its end of readout
+            offsets = [rng.uniform(1.0, 6.0) for _ in keys]
+            for k, o in zip(keys, offsets, strict=True):
+                if self.put_objects:
+                    self._submit(self.feed.object, k, eor_utc + timedelta(seconds=o))
+                else:
+                    self.feed.notify(k, eor_utc + timedelta(seconds=o))
+            record.done_at = eor_utc + timedelta(seconds=max(offsets))
+        elif self.put_objects:  # stored as fast as the RGW takes them; 1% come 12 s late
+            on_time = []
+            for k in keys:
+                if rng.random() < 0.01:
+                    self._later(12.0, k)
+                else:
+                    on_time.append(k)
             futures = [self._submit(self.feed.object, k) for k in on_time]
 
             def done(_f: Any) -> None:
@@ -228,14 +267,11 @@ class Summit:
 
             for f in futures:
                 f.add_done_callback(done)
-        else:
-            offsets = [rng.uniform(1.0, 6.0) for _ in on_time]
-            for k, o in zip(on_time, offsets, strict=True):
-                if put_objects:
-                    self._submit(self.feed.object, k, eor_utc + timedelta(seconds=o))
-                else:
-                    self.feed.notify(k, eor_utc + timedelta(seconds=o))
-            record.done_at = eor_utc + timedelta(seconds=max(offsets))
+        else:  # notified 1-6 s after the end of readout (as the summit's transfers land); 1% 12 s late
+            offsets = [12.0 if rng.random() < 0.01 else rng.uniform(1.0, 6.0) for _ in keys]
+            for k, o in zip(keys, offsets, strict=True):
+                self._later(o, k)
+            record.done_at = eor_utc + timedelta(seconds=max(o for o in offsets if o < 12.0))
         self.sent.append(record)
         return record
 
@@ -367,13 +403,13 @@ def wait_idle(stack: AirflowStack, dag_ids: tuple[str, ...], timeout: float = 30
 
 
 def live_phase(
-    stack: AirflowStack, config_dir: Path, minutes: float, mode: str, groups: Groups
+    stack: AirflowStack, config_dir: Path, minutes: float, mode: str, groups: Groups, put_objects: bool
 ) -> dict[str, Any]:
     tag = f"{mode[:4]}-{random.randrange(16**6):06x}"
     # A per-exposure run must wait as long as its exposure needs (the continuous runs roll over in 1 min).
     ns = Namespace(config_dir, tag, **({"evaluation.max_wait_minutes": 10} if mode == "per-exposure" else {}))
     rng = random.Random(7)
-    summit = Summit(ns.feed, datetime.now(UTC).strftime("%Y%m%d"))
+    summit = Summit(ns.feed, datetime.now(UTC).strftime("%Y%m%d"), put_objects=put_objects)
     dags = ("transfer_monitoring_ingest",) + (
         ("transfer_monitoring_evaluate",) if mode == "micro-batch" else ()
     )
@@ -411,6 +447,7 @@ def live_phase(
             "exposures": count,
             "evaluated": evaluated,
             "objects": sum(s.objects for s in summit.sent),
+            "objects_put": put_objects,
             "feed_s": feed_s,
             "elapsed_s": elapsed,
             "lags": lags(ns, summit.sent),
@@ -428,14 +465,12 @@ def backlog_phase(
     ns = Namespace(config_dir, f"back-{random.randrange(16**6):06x}")
     rng = random.Random(11)
     day = datetime.now(UTC) - timedelta(days=1)
-    summit = Summit(ns.feed, day.strftime("%Y%m%d"), workers=16)
+    summit = Summit(ns.feed, day.strftime("%Y%m%d"), workers=16, put_objects=put_objects)
     try:
         t = time.time()
         first = day.replace(hour=22, minute=0, second=0, microsecond=0, tzinfo=None) + TAI
         for i in range(exposures):
-            summit.exposure(
-                i + 1, rng=rng, eor_tai=first + timedelta(seconds=CADENCE_S * i), put_objects=put_objects
-            )
+            summit.exposure(i + 1, rng=rng, eor_tai=first + timedelta(seconds=CADENCE_S * i))
         summit.close()
         feed_s = time.time() - t
         objects = sum(s.objects for s in summit.sent)
@@ -469,7 +504,8 @@ def report_live(r: dict[str, Any]) -> None:
     lag = r["lags"]
     print(
         f"\n== {r['mode']}: {r['exposures']} exposures in {r['feed_s']:.0f} s "
-        f"({r['objects']} objects + notifications, 1 per {CADENCE_S:g} s), all results pushed after "
+        f"({r['objects']} objects {'stored and ' if r['objects_put'] else ''}notified, 1 exposure per "
+        f"{CADENCE_S:g} s), all results pushed after "
         f"{r['elapsed_s']:.0f} s; evaluated {r['evaluated']}/{r['exposures']}"
     )
     print(f"   metric lag after the window closes:   {percentiles(lag['after_close'])}")
@@ -492,12 +528,16 @@ def main() -> None:
     parser.add_argument("--per-exposure-minutes", type=float, default=3)
     parser.add_argument("--backlog", type=int, default=1000)
     parser.add_argument(
-        "--backlog-put-objects",
+        "--put-objects",
         action="store_true",
-        help="also PUT the backlog's data objects (411k PUTs: over an hour on a shared 2-core machine); "
-        "by default only their notifications are produced (the expected-sensors files are PUT)",
+        help="also store every data object in Ceph (10x Rubin: ~137 PUT/s live, 411k PUTs for the backlog), "
+        "not only notify it; the DAGs never read data objects, and the single-OSD RGW of a 2-core machine "
+        "takes far fewer PUTs per second (printed first). The expected-sensors files are always stored.",
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the Airflow stack
+    print(machine_line(), flush=True)
+    print(ceph_put_rate(), flush=True)
 
     home = ROOT / ".state" / "bench-transfer-monitoring"
     config_dir = Path(tempfile.mkdtemp(prefix="dtm-bench-config-"))
@@ -516,15 +556,15 @@ def main() -> None:
         groups["airflow scheduler"] = [(pids["scheduler"], "self")]
         groups["airflow tasks (executor)"] = [(pids["scheduler"], "children")]
         groups |= service_pids()
-        results["micro"] = live_phase(stack, config_dir, args.minutes, "micro-batch", groups)
+        put = args.put_objects
+        results["micro"] = live_phase(stack, config_dir, args.minutes, "micro-batch", groups, put)
         report_live(results["micro"])
         if args.per_exposure_minutes > 0:
-            results["per"] = live_phase(stack, config_dir, args.per_exposure_minutes, "per-exposure", groups)
+            minutes = args.per_exposure_minutes
+            results["per"] = live_phase(stack, config_dir, minutes, "per-exposure", groups, put)
             report_live(results["per"])
         if args.backlog > 0:
-            results["backlog"] = backlog_phase(
-                stack, config_dir, args.backlog, groups, args.backlog_put_objects
-            )
+            results["backlog"] = backlog_phase(stack, config_dir, args.backlog, groups, put)
             b = results["backlog"]
             print(
                 f"\n== backlog: {b['exposures']} exposures ({b['messages']} Kafka messages, "
