@@ -11,6 +11,7 @@ Teardown stops exactly those processes and drops the database, leaving the port 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,10 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -33,6 +34,7 @@ from tests.e2e.streams_settings import streams_configs
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL = {"success", "failed"}
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
 def _free_port() -> int:
@@ -112,6 +114,21 @@ class AirflowStack:
     def component_log(self, name: str) -> str:
         return (self.home / f"{name}.log").read_text(errors="replace")
 
+    def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Start a process of the deployment, its output in `<home>/<name>.log`; stopped with the stack."""
+        with open(self.home / f"{name}.log", "wb") as out:
+            self.processes[name] = subprocess.Popen(
+                command,
+                env={**self.env, **(env or {})},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+
+S = TypeVar("S", bound=AirflowStack)
+
 
 def wait_for(
     condition: Callable[[], Any], timeout: float, what: str, detail: Callable[[], Any] | None = None
@@ -144,31 +161,19 @@ def _drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+@contextlib.contextmanager
+def deployment(
+    work: Path,
+    config_env: Mapping[str, str],
+    storage: Path,
+    ark_bucket: str,
+    extra_env: Mapping[str, str] | None = None,
+    stack_type: type[S] = AirflowStack,  # type: ignore[assignment]
+) -> Iterator[S]:
+    """A metadata database of its own, the settings loaded, the four components started and an
+    authenticated client, once every DAG file is serialized; on exit the components (and any process
+    the caller added to `processes`) are stopped and the database dropped."""
     tag = uuid.uuid4().hex[:8]
-    work = tmp_path_factory.mktemp("e2e")
-    storage = work / "ark_logs"
-    storage.mkdir()
-    ark_bucket = f"e2e-ark-{tag}"
-    config_env = deployment_config(
-        work / "config",
-        ark_offload={
-            "config": {
-                "storage_base_path": str(storage),
-                "destination_bucket": ark_bucket,
-                "remove_after_offload": False,
-                "prefix": "logs",
-                "create_bucket": True,
-            }
-        },
-        **streams_configs(tag, work),
-    )
-    # A backfill files a snapshot table's current rows under past days only when allowed.
-    egress = (ROOT / "include/config/egress_dump.yaml").read_text()
-    (work / "config" / "egress_dump.yaml").write_text(
-        egress.replace("allow_snapshot_backfill: false", "allow_snapshot_backfill: true")
-    )
     port = _free_port()
     db = f"airflow_e2e_{tag}"
     overrides = {
@@ -178,32 +183,23 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
     }
     # The components get the services' environment and nothing of pytest's (connections come from the DB).
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
-    env = {**base, **overrides, **services_env(overrides), **config_env}
+    env = {**base, **overrides, **services_env(overrides), **config_env, **(extra_env or {})}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     home = Path(env["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    airflow = str(Path(sys.executable).parent / "airflow")
 
     def setup(*command: str) -> None:
         subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
 
-    stack = AirflowStack(f"http://127.0.0.1:{port}", env, home, storage, ark_bucket)
+    stack = stack_type(f"http://127.0.0.1:{port}", env, home, storage, ark_bucket)
     # A SIGTERM to pytest (a CI timeout, a user's kill) unwinds like Ctrl-C, so the stack still stops.
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         setup("bash", str(ROOT / "scripts/services"), "airflow-db")
-        setup(airflow, "db", "migrate")
+        setup(AIRFLOW, "db", "migrate")
         setup(sys.executable, "-m", "datamover.settings_loader", str(ROOT / "airflow_settings.yaml"))
         for name in COMPONENTS:
-            with open(home / f"{name}.log", "wb") as out:
-                stack.processes[name] = subprocess.Popen(
-                    [airflow, name],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            stack.start(name, [AIRFLOW, name])
         wait_for(
             lambda: _healthy(stack), 300, "the API server and scheduler to be healthy", lambda: _exits(stack)
         )
@@ -232,6 +228,35 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
         _drop_database(db)
         signal.signal(signal.SIGTERM, previous_handler)
     assert not _port_open(port), f"port {port} still in use after the stack stopped"
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    tag = uuid.uuid4().hex[:8]
+    work = tmp_path_factory.mktemp("e2e")
+    storage = work / "ark_logs"
+    storage.mkdir()
+    ark_bucket = f"e2e-ark-{tag}"
+    config_env = deployment_config(
+        work / "config",
+        ark_offload={
+            "config": {
+                "storage_base_path": str(storage),
+                "destination_bucket": ark_bucket,
+                "remove_after_offload": False,
+                "prefix": "logs",
+                "create_bucket": True,
+            }
+        },
+        **streams_configs(tag, work),
+    )
+    # A backfill files a snapshot table's current rows under past days only when allowed.
+    egress = (ROOT / "include/config/egress_dump.yaml").read_text()
+    (work / "config" / "egress_dump.yaml").write_text(
+        egress.replace("allow_snapshot_backfill: false", "allow_snapshot_backfill: true")
+    )
+    with deployment(work, config_env, storage, ark_bucket) as stack:
+        yield stack
 
 
 def _interrupt(signum: int, frame: Any) -> None:

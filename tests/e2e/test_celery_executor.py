@@ -1,8 +1,9 @@
 """The CeleryExecutor deployment (`make standalone-celery`) under test: the real api-server, scheduler,
 dag-processor and triggerer with `executor = CeleryExecutor`, the local Redis broker and two
-`airflow celery worker` processes with distinct hostnames. egress_sync with 4 shards and ark_offload with
-several logs run through the real scheduler on both workers; the results equal what the same code
-writes in one process (what a LocalExecutor task runs): the same keys, sizes and ETags."""
+`airflow celery worker` processes with distinct hostnames. egress_sync with 4 shards, ark_offload with
+several logs and log_archival with many streams run through the real scheduler on both workers; the
+results equal what the same code writes in one process (what a LocalExecutor task runs): the same keys,
+sizes and ETags; the archives equal what LogDog's own code writes."""
 
 from __future__ import annotations
 
@@ -10,32 +11,36 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 
 from datamover.ark.format import detect
 from datamover.ark.offload import OffloadEngine, OffloadOptions
 from datamover.ark.progress import Progress
+from datamover.hooks.postgres import PostgresHook
+from datamover.hooks.s3 import ObjectStoreHook
+from datamover.logdog.archive import IndexRules
+from datamover.logdog.storage import ensure_schema
 from datamover.mirror.engine import Mirror, MirrorOptions, Side
 from datamover.s3 import S3Path
-from tests.conftest import ROOT, ceph_client, deployment_config, moto_client, services_env
-from tests.e2e.conftest import AirflowStack, _drop_database, _free_port, _healthy, _stop, wait_for
+from tests.conftest import ceph_client, deployment_config, moto_client, services_env
+from tests.e2e.conftest import AIRFLOW, AirflowStack, deployment, wait_for
+from tests.integration.logdog.helpers import check_archive, store_messages
+from tests.logdog.butlers import butler_messages
+from tests.logdog.streams import SAMPLES
 from tests.support.ark_samples import generate_log
 
 pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 WORKERS = ("datamover-worker-1", "datamover-worker-2")
-SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+COPIES = 3  # log_archival: streams per sample kind
 
 
 def aws_conn(service: str, path: str) -> str:
@@ -81,13 +86,6 @@ class CeleryStack(AirflowStack):
         return {f"{t['task_id']}[{t['map_index']}]": t["hostname"] for t in tis["task_instances"]}
 
 
-def start(stack: AirflowStack, name: str, command: list[str], env: dict[str, str]) -> None:
-    with open(stack.home / f"{name}.log", "wb") as out:
-        stack.processes[name] = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 @pytest.fixture(scope="module")
 def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryStack]:
     tag = uuid.uuid4().hex[:8]
@@ -107,19 +105,7 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
             }
         },
     )
-    port = _free_port()
-    db = f"airflow_celery_{tag}"
-    overrides = {
-        "DATAMOVER_AIRFLOW_DB": db,
-        "DATAMOVER_AIRFLOW_HOME": str(work / "airflow"),
-        "DATAMOVER_AIRFLOW_API_PORT": str(port),
-    }
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
-    env = {
-        **base,
-        **overrides,
-        **services_env(overrides),
-        **config_env,
+    celery_env = {
         # what scripts/standalone-celery sets
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "datamover.deploy.worker_hostname",
@@ -132,58 +118,27 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
         "AIRFLOW_CONN_EGRESS_INPUT": aws_conn("moto", f"{source_bucket}/src"),
         "AIRFLOW_CONN_EGRESS_OUTPUT": aws_conn("ceph", f"{dest_bucket}/dst"),
     }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    assert env.get("AIRFLOW__CELERY__BROKER_URL", "").startswith("redis://"), "no broker in services env"
+    broker = services_env({}).get("AIRFLOW__CELERY__BROKER_URL", "")
+    assert broker.startswith("redis://"), "no broker in the services' environment"
     with socket.socket() as s:  # the broker must be up: fail, never skip
-        host_port = env["AIRFLOW__CELERY__BROKER_URL"].split("//", 1)[1].split("/", 1)[0]
-        host, _, broker_port = host_port.rpartition(":")
+        host, _, broker_port = broker.split("//", 1)[1].split("/", 1)[0].rpartition(":")
         assert s.connect_ex((host, int(broker_port))) == 0, "Redis is down: bash scripts/services up redis"
-    home = Path(env["AIRFLOW_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    airflow = str(Path(sys.executable).parent / "airflow")
-
-    def setup(*command: str) -> None:
-        subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True, timeout=600)
-
-    stack = CeleryStack(f"http://127.0.0.1:{port}", env, home, storage, ark_bucket)
-    stack.tag, stack.source_bucket, stack.dest_bucket = tag, source_bucket, dest_bucket
     try:
-        setup("bash", str(ROOT / "scripts/services"), "airflow-db")
-        setup(airflow, "db", "migrate")
-        setup(sys.executable, "-m", "datamover.settings_loader", str(ROOT / "airflow_settings.yaml"))
-        for name in SERVICES:
-            start(stack, name, [airflow, name], env)
-        for i, hostname in enumerate(WORKERS, 1):
-            serve = [] if i == 1 else ["--skip-serve-logs"]
-            command = [airflow, "celery", "worker", "--celery-hostname", f"worker-{i}-{tag}@%h", *serve]
-            start(stack, f"worker-{i}", command, {**env, "DATAMOVER_WORKER_HOSTNAME": hostname})
-        wait_for(lambda: _healthy(stack), 300, "the API server and scheduler to be healthy")
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        token = httpx.post(
-            f"{stack.base_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
-        ).json()["access_token"]
-        stack.client = httpx.Client(
-            base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120
-        )
-        wanted = {"egress_sync", "ark_offload"}
-        wait_for(
-            lambda: wanted <= {d["dag_id"] for d in stack.api("GET", "/dags", params={"limit": 100})["dags"]},
-            300,
-            "the dag-processor to serialize the DAGs",
-        )
-        for i in (1, 2):
-            wait_for(
-                lambda i=i: "ready." in stack.component_log(f"worker-{i}"),
-                120,
-                f"celery worker {i} to be ready",
-                lambda i=i: stack.component_log(f"worker-{i}")[-2000:],
-            )
-        yield stack
+        with deployment(work, config_env, storage, ark_bucket, celery_env, CeleryStack) as stack:
+            stack.tag, stack.source_bucket, stack.dest_bucket = tag, source_bucket, dest_bucket
+            for i, hostname in enumerate(WORKERS, 1):
+                serve = [] if i == 1 else ["--skip-serve-logs"]
+                command = [AIRFLOW, "celery", "worker", "--celery-hostname", f"worker-{i}-{tag}@%h", *serve]
+                stack.start(f"worker-{i}", command, {"DATAMOVER_WORKER_HOSTNAME": hostname})
+            for i in (1, 2):
+                wait_for(
+                    lambda i=i: "ready." in stack.component_log(f"worker-{i}"),
+                    120,
+                    f"celery worker {i} to be ready",
+                    lambda i=i: stack.component_log(f"worker-{i}")[-2000:],
+                )
+            yield stack
     finally:
-        if stack.client is not None:
-            stack.client.close()
-        _stop(stack.processes)
-        _drop_database(db)
         drop_bucket(moto_client(), source_bucket)
         drop_bucket(moto_client(), ark_bucket)
         for bucket in (dest_bucket, f"{dest_bucket}-ref"):
@@ -263,6 +218,48 @@ def test_sync_with_four_shards_and_offload_of_several_logs_run_on_both_workers(
     )
     assert {r.state for r in engine.run(logs)} == {"verified"}
     assert tree(src, stack.ark_bucket, "ref/") == offloaded
+
+
+def test_log_archival_of_many_streams_runs_on_both_workers(celery_stack: CeleryStack, tmp_path: Path) -> None:
+    stack = celery_stack
+    schema = f"logdog_celery_{stack.tag}"
+    conn = PostgresHook("logdog_postgres").connect()
+    ensure_schema(conn, schema)
+    # every complete sample stream (text with partial lines, binary, datagram, tags, a negative time) three
+    # times, under prefixes of this run; incomplete ones (a gap, entries from 2**40, an empty stream whose
+    # terminal index is 0) would wait for the completeness threshold
+    names = [name for name in SAMPLES if name not in ("text-gap", "big-indices", "empty")]
+    messages = []
+    for copy in range(COPIES):
+        for name in names:
+            stream = SAMPLES[name]()
+            stream.desc.prefix, stream.desc.name = f"celery/{stack.tag}/{copy}", f"steps/{name}"
+            messages += butler_messages(stream, per_bundle=3)
+    store_messages(conn, schema, messages)  # what log_collector stores; it runs in the scheduler-path tests
+
+    stack.unpause("log_archival")
+    conf = stack.form_conf("log_archival", schema=schema, settle_delay_s=0, poll_interval_s=1)
+    run_id = stack.trigger("log_archival", conf)
+    run = stack.wait_run("log_archival", run_id, timeout=600)
+    assert run["state"] == "success", stack.task_states("log_archival", run_id)
+
+    hosts = stack.hostnames("log_archival", run_id)
+    archived_on = {k: h for k, h in hosts.items() if k.startswith("stream.archive[")}
+    assert len(archived_on) == COPIES * len(names), hosts  # one mapped archive task per stream
+    assert set(hosts.values()) == set(WORKERS), hosts  # both workers took streams
+
+    rows = conn.execute(
+        f'SELECT path, state, entries_url, index_url, data_url FROM "{schema}".log_streams ORDER BY path'
+    ).fetchall()
+    conn.commit()
+    assert len(rows) == COPIES * len(names) and {r[1] for r in rows} == {"archived"}, rows
+    client = ObjectStoreHook("logdog_archive").client()
+    for i, (_path, _state, entries_url, index_url, data_url) in enumerate(rows):
+        outcome = {"entries_url": entries_url, "index_url": index_url, "data_url": data_url}
+        check_archive(client, outcome, IndexRules(), tmp_path / str(i))  # byte for byte as LogDog writes
+    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    conn.commit()
+    conn.close()
 
 
 def tree_of(pid: int) -> list[psutil.Process]:
