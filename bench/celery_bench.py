@@ -1,13 +1,19 @@
-"""egress_sync on the CeleryExecutor: 1 worker vs 2 workers (and 1 worker with the 2 workers' slots).
+"""egress_sync and log_archival on the CeleryExecutor: 1 worker vs 2 workers (and 1 worker with the
+2 workers' slots).
 
 One real deployment (bench/airflow_stack.py: api-server, scheduler, dag-processor, triggerer on a metadata
 database of its own) with `executor = CeleryExecutor` and the local Redis broker; the Celery workers are
-started per phase. Each phase mirrors the same source (moto S3, a bucket of this run) into an emptied
-Ceph destination with egress_sync (`scope=all`, 4 shards, pool `s3_transfers` = 4 slots), triggered
-through the REST API; the figure is the run's duration as Airflow records it (start -> end), plus the
-copy tasks' host names and the CPU seconds of the services. Phases run in interleaved rounds, best of each.
+started per phase. In each phase:
+- sync: egress_sync mirrors the same source (moto S3, a bucket of this run) into an emptied Ceph
+  destination (`scope=all`, 4 shards, pool `s3_transfers` = 4 slots);
+- archival: log_archival archives `--streams` text streams (loaded into a PostgreSQL schema of their own
+  before the phase, as the collector stores them) to Ceph, settle delay 0: one mapped sensor and one
+  mapped archive task per stream (pool `logdog_archival` = 4 slots).
+Both are triggered through the REST API; the figure is the run's duration as Airflow records it
+(start -> end), plus the mapped tasks' host names and the CPU seconds of the services. Phases run in
+interleaved rounds, best of each.
 
-    python bench/celery_bench.py [--objects 160] [--big 4] [--rounds 2]
+    python bench/celery_bench.py [--objects 160] [--big 4] [--streams 32] [--stream-mib 2] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -32,6 +39,8 @@ from bench_tools import CpuMeter, ceph_pids, cpu_text, machine_line  # noqa: E40
 
 import tests.conftest  # noqa: E402,F401 - the services' environment and AIRFLOW_CONN_* variables
 from bench.airflow_stack import AIRFLOW, AirflowStack  # noqa: E402
+from bench.log_archival_bench import drop_schema, load_stream, pg_conn, text_stream  # noqa: E402
+from datamover.logdog.storage import Collector, ensure_schema  # noqa: E402
 from tests.conftest import ceph_client, moto_client  # noqa: E402
 
 MIB = 1024 * 1024
@@ -111,26 +120,57 @@ def get(stack: AirflowStack, path: str, attempts: int = 10) -> Any:
     raise AssertionError("unreachable")
 
 
-def run_sync(stack: AirflowStack) -> dict[str, Any]:
-    empty(ceph_client(), DST)
-    run_id = stack.trigger("egress_sync", {"scope": "all", "shards": 4, "remove_extraneous": False})
-    path = f"dags/egress_sync/dagRuns/{run_id}"
+def run_dag(stack: AirflowStack, dag_id: str, conf: dict[str, Any], mapped_task: str) -> dict[str, Any]:
+    """Trigger `dag_id`, wait for its end; its duration and the hosts of `mapped_task`'s instances."""
+    run_id = stack.trigger(dag_id, conf)
+    path = f"dags/{dag_id}/dagRuns/{run_id}"
     while (run := get(stack, path))["state"] not in ("success", "failed"):
         time.sleep(1)
     if run["state"] != "success":
-        raise RuntimeError(f"egress_sync {run_id} failed: see {stack.home}")
-    tis = get(stack, f"{path}/taskInstances?limit=100")["task_instances"]
+        raise RuntimeError(f"{dag_id} {run_id} failed: see {stack.home}")
+    tis = get(stack, f"{path}/taskInstances?limit=1000")["task_instances"]
     seconds = (
         datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])
     ).total_seconds()
-    copy_hosts = sorted(t["hostname"] for t in tis if t["task_id"] == "copy")
-    return {"seconds": seconds, "hosts": copy_hosts}
+    hosts = [t["hostname"] for t in tis if t["task_id"] == mapped_task]
+    return {"seconds": seconds, "hosts": {h: hosts.count(h) for h in sorted(set(hosts))}}
+
+
+def run_sync(stack: AirflowStack) -> dict[str, Any]:
+    empty(ceph_client(), DST)
+    return run_dag(stack, "egress_sync", {"scope": "all", "shards": 4, "remove_extraneous": False}, "copy")
+
+
+def load_streams(schema: str, streams: int, size: int) -> int:
+    """A fresh schema holding `streams` terminated text streams of `size` bytes; their log data bytes."""
+    conn = pg_conn()
+    try:
+        drop_schema(conn, schema)
+        ensure_schema(conn, schema)
+        store = Collector(conn, schema)
+        rng = random.Random(5)
+        total = sum(
+            load_stream(store, conn, schema, text_stream(rng, f"streams/s{i:03d}/stdout", size))[1]
+            for i in range(streams)
+        )
+        conn.autocommit = True
+        conn.execute(f'VACUUM ANALYZE "{schema}".log_entries')
+        return total
+    finally:
+        conn.close()
+
+
+def run_archival(stack: AirflowStack, schema: str) -> dict[str, Any]:
+    conf = {"schema": schema, "settle_delay_s": 0, "poll_interval_s": 1}
+    return run_dag(stack, "log_archival", conf, "stream.archive")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--objects", type=int, default=160, help="objects of 1 MiB")
     parser.add_argument("--big", type=int, default=4, help="objects of 32 MiB (multipart)")
+    parser.add_argument("--streams", type=int, default=32, help="log streams archived per phase")
+    parser.add_argument("--stream-mib", type=float, default=2, help="log data per stream")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     print(machine_line(), flush=True)
@@ -149,9 +189,10 @@ def main() -> None:
         )
         total += 32 * MIB
     print(f"source: {args.objects} x 1 MiB + {args.big} x 32 MiB = {total / MIB:.0f} MiB", flush=True)
+    schema = f"logdog_celery_bench_{TAG}"
     stack = AirflowStack(
         ROOT / ".state" / "bench-celery" / "airflow",
-        [ROOT / "dags" / "egress_sync.py"],
+        [ROOT / "dags" / "egress_sync.py", ROOT / "dags" / "log_archival.py"],
         extra_env={
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "datamover.deploy.worker_hostname",
@@ -160,40 +201,56 @@ def main() -> None:
         },
     )
     phases = {"1 worker x 2 slots": (1, 2), "2 workers x 2 slots": (2, 2), "1 worker x 4 slots": (1, 4)}
-    best: dict[str, dict[str, Any]] = {}
+    best: dict[tuple[str, str], dict[str, Any]] = {}
     print("starting Airflow (api-server, scheduler, dag-processor, triggerer), CeleryExecutor", flush=True)
     stack.start()
+    log_bytes = 0
     try:
-        stack.wait_for_dags(["egress_sync"])
+        stack.wait_for_dags(["egress_sync", "log_archival"])
         stack.set_paused("egress_sync", False)
+        stack.set_paused("log_archival", False)
         for r in range(args.rounds):
             for name, (count, slots) in phases.items():
+                log_bytes = load_streams(schema, args.streams, int(args.stream_mib * MIB))
                 workers = start_workers(stack, count, slots)
                 try:
-                    meter = CpuMeter(ceph_pids()).start()
-                    result = run_sync(stack)
-                    result["cpu"] = meter.stop()
+                    for workload, run, size in (
+                        ("sync", lambda: run_sync(stack), total),
+                        ("archival", lambda: run_archival(stack, schema), log_bytes),
+                    ):
+                        meter = CpuMeter(ceph_pids()).start()
+                        result = run()
+                        result["cpu"] = meter.stop()
+                        result["bytes"] = size
+                        print(
+                            f"round {r + 1} {name} {workload}: {result['seconds']:.1f} s, "
+                            f"{size / MIB / result['seconds']:.1f} MiB/s, tasks per host {result['hosts']}; "
+                            f"{cpu_text(result['cpu'])}",
+                            flush=True,
+                        )
+                        key = (workload, name)
+                        if key not in best or result["seconds"] < best[key]["seconds"]:
+                            best[key] = result
                 finally:
                     stop_workers(workers)
-                print(
-                    f"round {r + 1} {name}: {result['seconds']:.1f} s, "
-                    f"{total / MIB / result['seconds']:.1f} MiB/s, copy shards on {result['hosts']}; "
-                    f"{cpu_text(result['cpu'])}",
-                    flush=True,
-                )
-                if name not in best or result["seconds"] < best[name]["seconds"]:
-                    best[name] = result
     finally:
         stack.stop()
         empty(src, SRC, delete=True)
         empty(dst, DST, delete=True)
-    base = best["1 worker x 2 slots"]["seconds"]
-    print("\nbest of each (egress_sync run, start -> end):")
-    for name, result in best.items():
-        print(
-            f"  {name:22s} {result['seconds']:6.1f} s  {total / MIB / result['seconds']:6.1f} MiB/s  "
-            f"x{base / result['seconds']:.2f} vs 1 worker x 2 slots"
-        )
+        conn = pg_conn()
+        drop_schema(conn, schema)
+        conn.close()
+    for workload, what in (
+        ("sync", f"egress_sync, {total / MIB:.0f} MiB in 4 shards"),
+        ("archival", f"log_archival, {args.streams} streams, {log_bytes / MIB:.0f} MiB of log data"),
+    ):
+        base = best[(workload, "1 worker x 2 slots")]["seconds"]
+        print(f"\nbest of each ({what}; run start -> end):")
+        for name in phases:
+            seconds = best[(workload, name)]["seconds"]
+            rate = best[(workload, name)]["bytes"] / MIB / seconds
+            ratio = base / seconds
+            print(f"  {name:22s} {seconds:6.1f} s  {rate:6.1f} MiB/s  x{ratio:.2f} vs 1 worker x 2 slots")
 
 
 if __name__ == "__main__":
