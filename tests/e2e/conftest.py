@@ -230,6 +230,19 @@ def deployment(
     assert not _port_open(port), f"port {port} still in use after the stack stopped"
 
 
+def offload_config(storage: Path, ark_bucket: str) -> dict[str, Any]:
+    """The Offload Stage of a test deployment: the logs in `storage`, offloaded to `ark_bucket`, kept."""
+    return {
+        "config": {
+            "storage_base_path": str(storage),
+            "destination_bucket": ark_bucket,
+            "remove_after_offload": False,
+            "prefix": "logs",
+            "create_bucket": True,
+        }
+    }
+
+
 @pytest.fixture(scope="session")
 def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     tag = uuid.uuid4().hex[:8]
@@ -239,15 +252,7 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowS
     ark_bucket = f"e2e-ark-{tag}"
     config_env = deployment_config(
         work / "config",
-        ark_offload={
-            "config": {
-                "storage_base_path": str(storage),
-                "destination_bucket": ark_bucket,
-                "remove_after_offload": False,
-                "prefix": "logs",
-                "create_bucket": True,
-            }
-        },
+        ark_offload=offload_config(storage, ark_bucket),
         **streams_configs(tag, work),
     )
     # A backfill files a snapshot table's current rows under past days only when allowed.

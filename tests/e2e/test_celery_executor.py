@@ -30,7 +30,7 @@ from datamover.logdog.storage import ensure_schema
 from datamover.mirror.engine import Mirror, MirrorOptions, Side
 from datamover.s3 import S3Path
 from tests.conftest import ceph_client, deployment_config, moto_client, services_env
-from tests.e2e.conftest import AIRFLOW, AirflowStack, deployment, wait_for
+from tests.e2e.conftest import AIRFLOW, AirflowStack, deployment, offload_config, wait_for
 from tests.integration.logdog.helpers import check_archive, store_messages
 from tests.logdog.butlers import butler_messages
 from tests.logdog.streams import SAMPLES
@@ -95,15 +95,7 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CelerySta
     ark_bucket, source_bucket, dest_bucket = f"celery-ark-{tag}", f"celery-src-{tag}", f"celery-dst-{tag}"
     config_env = deployment_config(
         work / "config",
-        ark_offload={
-            "config": {
-                "storage_base_path": str(storage),
-                "destination_bucket": ark_bucket,
-                "remove_after_offload": False,
-                "prefix": "logs",
-                "create_bucket": True,
-            }
-        },
+        ark_offload=offload_config(storage, ark_bucket),
     )
     celery_env = {
         # what scripts/standalone-celery sets
