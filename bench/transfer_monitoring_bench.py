@@ -531,8 +531,9 @@ def main() -> None:
         "--put-objects",
         action="store_true",
         help="also store every data object in Ceph (10x Rubin: ~137 PUT/s live, 411k PUTs for the backlog), "
-        "not only notify it; the DAGs never read data objects, and the single-OSD RGW of a 2-core machine "
-        "takes far fewer PUTs per second (printed first). The expected-sensors files are always stored.",
+        "not only notify it. The DAGs never read data objects; on a 2-core machine the feeder's PUTs, the "
+        "RGW and Airflow compete for the cores and the feed falls behind (the RGW's own PUT rate is "
+        "printed first). The expected-sensors files are always stored.",
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still stops the Airflow stack
