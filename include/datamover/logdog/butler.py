@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
+from isal import isal_zlib
 
 from datamover.errors import DataMoverError
 from datamover.logdog.names import validate_project, validate_stream_name, validate_tag
@@ -59,10 +60,10 @@ def parse_message(data: bytes, max_size: int = BUTLER_MAX_FRAME) -> butler_pb2.B
         )
     payload = frames[1]
     if metadata.compression == butler_pb2.ButlerMetadata.ZLIB:
-        inflater = zlib.decompressobj()
+        inflater = isal_zlib.decompressobj()  # ISA-L: zlib's format, inflated ~3x faster
         try:
             payload = inflater.decompress(payload, max_size + 1)
-        except zlib.error as exc:
+        except isal_zlib.error as exc:
             raise MalformedMessage(f"bundle frame is not zlib data: {exc}") from None
         if len(payload) > max_size or inflater.unconsumed_tail:
             raise MalformedMessage(f"decompressed bundle exceeds {max_size} bytes")
