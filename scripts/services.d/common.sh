@@ -75,7 +75,8 @@ wait_port() {
 reserve_ports() {
     local file=/proc/sys/net/ipv4/ip_local_reserved_ports current wanted
     wanted="$PG_PORT,$KAFKA_PORT,$KAFKA_CONTROLLER_PORT,$CEPH_MON_PORT,$CEPH_RGW_PORT,$MOTO_PORT"
-    wanted+=",$PUSHGATEWAY_PORT,$PROMETHEUS_PORT,$REDIS_PORT,58080,58793,58794"
+    wanted+=",$PUSHGATEWAY_PORT,$PROMETHEUS_PORT,$REDIS_PORT"
+    wanted+=",$AIRFLOW_API_PORT,$AIRFLOW_WORKER_LOG_PORT,$AIRFLOW_TRIGGER_LOG_PORT"  # (set by scripts/services)
     [ -r "$file" ] || return 0
     current="$(cat "$file")"
     local port missing=0
