@@ -252,26 +252,27 @@ class Summit:
                 else:
                     self.feed.notify(k, eor_utc + timedelta(seconds=o))
             record.done_at = eor_utc + timedelta(seconds=max(offsets))
-        elif self.put_objects:  # stored as fast as the RGW takes them; 1% come 12 s late
+        else:  # 1% of the objects come 12 s late
             on_time = []
             for k in keys:
                 if rng.random() < 0.01:
                     self._later(12.0, k)
                 else:
                     on_time.append(k)
-            futures = [self._submit(self.feed.object, k) for k in on_time]
+            if self.put_objects:  # stored as fast as the RGW takes them
+                futures = [self._submit(self.feed.object, k) for k in on_time]
 
-            def done(_f: Any) -> None:
-                if all(f.done() for f in futures):
-                    record.done_at = datetime.now(UTC)
+                def done(_f: Any) -> None:
+                    if all(f.done() for f in futures):
+                        record.done_at = datetime.now(UTC)
 
-            for f in futures:
-                f.add_done_callback(done)
-        else:  # notified 1-6 s after the end of readout (as the summit's transfers land); 1% 12 s late
-            offsets = [12.0 if rng.random() < 0.01 else rng.uniform(1.0, 6.0) for _ in keys]
-            for k, o in zip(keys, offsets, strict=True):
-                self._later(o, k)
-            record.done_at = eor_utc + timedelta(seconds=max(o for o in offsets if o < 12.0))
+                for f in futures:
+                    f.add_done_callback(done)
+            else:  # notified 1-6 s after the end of readout, as the summit's transfers land
+                offsets = [rng.uniform(1.0, 6.0) for _ in on_time]
+                for k, o in zip(on_time, offsets, strict=True):
+                    self._later(o, k)
+                record.done_at = eor_utc + timedelta(seconds=max(offsets))
         self.sent.append(record)
         return record
 
