@@ -31,6 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench_tools import load_env
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -40,13 +41,33 @@ TWIN = {"plain": "plain", "tailer": "plain", "plain-handler": "plain-handler", "
 FORMAT = "%(asctime)s %(levelname)s %(name)s - %(message)s"
 
 
+LOGGERS = ("datamover.ark.offload", "datamover.egress.dump", "airflow.task", "botocore.credentials")
+TRACE = (  # every 500th record comes with a stack trace (three lines that do not start a record)
+    "Traceback (most recent call last):",
+    '  File "/opt/datamover/ark/offload.py", line 212, in upload_part',
+    "TimeoutError: part upload timed out after 60 s",
+)
+
+
 def sample_line(n: int) -> str:
-    """A realistic application log line (~120 bytes)."""
+    """A realistic application log line (~120 bytes): mostly INFO, some DEBUG and WARNING, loggers that
+    change from line to line, and an ERROR with a stack trace every 500 lines."""
+    k = n % 500
+    if k >= 500 - len(TRACE):
+        return TRACE[k - (500 - len(TRACE))]
+    level = (
+        "ERROR" if k == 499 - len(TRACE) else "WARNING" if n % 37 == 0 else "DEBUG" if n % 11 == 0 else "INFO"
+    )
     return (
-        f"2026-11-24 10:{n // 60000 % 60:02d}:{n // 1000 % 60:02d},{n % 1000:03d} INFO "
-        f"datamover.ark.offload - part {n % 977} of log flight-{n % 13:02d} uploaded: "
+        f"2026-11-24 10:{n // 60000 % 60:02d}:{n // 1000 % 60:02d},{n % 1000:03d} {level} "
+        f"{LOGGERS[n % len(LOGGERS)]} - part {n % 977} of log flight-{n % 13:02d} uploaded: "
         f"8388608 bytes in 0.{n % 9}1 s"
     )
+
+
+def records_in(lines: int) -> int:
+    """How many records (a line that starts one, with the stack trace lines after it) `lines` make."""
+    return sum(1 for n in range(lines) if n % 500 < 500 - len(TRACE))
 
 
 def write_file(path: Path, lines: int) -> None:
@@ -103,8 +124,9 @@ def run_tailer(path: Path, topic: str, lines: int) -> dict[str, float]:
     thread = threading.Thread(target=tailer.run, args=(stop,), daemon=True)
     c0, t0 = cpu(), time.perf_counter()
     thread.start()
-    # the last line is an open record until the file stays quiet for flush_after_s: lines - 1 is the mark
-    while tailer.sent_records < lines - 1:
+    # the last record is open until the file stays quiet for flush_after_s: all records but one is the mark
+    mark = records_in(lines) - 1
+    while tailer.sent_records < mark:
         time.sleep(0.01)
     seconds, used = time.perf_counter() - t0, cpu() - c0
     stop.set()
@@ -116,7 +138,7 @@ def run_tailer(path: Path, topic: str, lines: int) -> dict[str, float]:
 
 
 def _messages(lines: int) -> list[str]:
-    return [sample_line(n).split(" - ", 1)[1] for n in range(lines)]
+    return [sample_line(n).split(" - ", 1)[-1] for n in range(lines)]
 
 
 def _logger(handler: logging.Handler) -> logging.Logger:
@@ -194,6 +216,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs=4, metavar=("MODE", "FILE", "TOPIC", "LINES"))
     args = parser.parse_args()
+    load_env()  # the services' environment and AIRFLOW_CONN_* (kafka_default) from airflow_settings.yaml
     if args.child:
         mode, file, topic, lines = args.child
         runner = {

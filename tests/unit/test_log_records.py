@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from datetime import date
 
 import pytest
@@ -117,6 +118,54 @@ def test_bulk_parsing_and_assembly_give_what_line_by_line_gives(fmt: LineFormat)
         assert one.flush(7) == many.flush(7)
         parsed = fmt.parse_many(chunk, 7)
         assert parsed is not None and list(parsed) == [fmt.parse(line, 7) for line in chunk]
+
+
+# Python logging's usual layout, which parse_many reads without the regex, and its near misses, which
+# must come out exactly as the regex reads them
+USUAL_AND_NEAR_MISSES = [
+    "2026-11-24 10:00:00,123 INFO datamover.ark - usual",
+    "2026-11-24 10:00:01.456 WARN a_b.c9 - warn is WARNING",
+    "2026-11-24 10:00:02,789 FATAL x - fatal is CRITICAL",
+    "2026-11-24 10:00:03,000 ERROR x - ",
+    "2026-11-24 10:00:04,001 ERROR x - - a dash first",
+    "2026-11-24 10:00:05,002 INFO x -  two spaces after the dash",
+    "2026-11-24 10:00:06,003 INFO x -\ta tab after the dash",
+    "2026-11-24 10:00:07,004 info x - lower-case level",
+    "2026-11-24 10:00:08,005 INFO  x - two spaces before the logger",
+    "2026-11-24 10:00:09,006 INFO 9x - logger starts with a digit",
+    "2026-11-24 10:00:10,007 INFO x-y - logger with a dash",
+    "2026-11-24 10:00:11,0a8 INFO x - ms not digits",
+    "2026-11-24 10:00:12;009 INFO x - odd separator",
+    "2026-11-24 25:00:13,010 INFO x - no such hour",
+    "2026-11-24 10:00:14,011 INFO no logger at all",
+    "2026-11-24 10:00:15,012 VERBOSE x - unknown level",
+    "2026-11-24 10:00:16,013 INFO x - \u2603 unicode",
+    "2026-11-24 10:00:17,014 INFO x",
+    "2026-11-24 10:00:18,015Z INFO x - zone",
+]
+
+
+def test_usual_layout_fast_path_gives_what_the_pattern_gives() -> None:
+    """parse_many's path for the usual layout and feed_lines' runs around stack traces: random mixes of
+    usual lines, near misses and stack trace lines, in random chunks, against line-by-line parsing."""
+    rng = random.Random(20261126)
+    fmt = LineFormat()
+    usual = USUAL_AND_NEAR_MISSES[:5]
+    for trial in range(300):
+        pool = usual if trial % 3 == 0 else [*usual, *USUAL_AND_NEAR_MISSES, "  File x.py, line 1", "Boom"]
+        lines = [rng.choice(pool) for _ in range(rng.randint(1, 40))]
+        assert fmt.parse_many(lines, 7) is not None
+        assert list(fmt.parse_many(lines, 7) or []) == [fmt.parse(line, 7) for line in lines]
+        ends = list(range(3, 3 + 3 * len(lines), 3))
+        one, many = Assembler(fmt), Assembler(fmt)
+        expected = [done for done in map(one.feed, lines, ends, [7] * len(lines)) if done is not None]
+        got = Records()
+        cut = rng.randint(0, len(lines))
+        for part in ((0, cut), (cut, len(lines))):
+            got.extend(many.feed_lines(lines[part[0] : part[1]], ends[part[0] : part[1]], 7))
+        assert list(got) == [record for record, _ in expected], lines
+        assert got.end == (expected[-1][1] if expected else 0)
+        assert one.flush(7) == many.flush(7)
 
 
 def test_log_events_encode_many_is_encode_per_record_split_by_day() -> None:

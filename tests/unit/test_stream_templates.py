@@ -162,6 +162,10 @@ def test_column_encoder_is_event_encode_for_every_row_and_validates_each_column(
             **{name: column[i] for (_, name), column in zip(varying, columns, strict=True)},
         }
         assert row == Event(day, meta={"memberId": "m"}, payload=payload, timestamp_ms=times[i]).encode()
+    # one row, or rows all alike: every column is one value (encoded once, joined once)
+    assert encoder.encode([column[:1] for column in columns], times[:1]) == rows[:1]
+    same = [[column[0]] * 3 for column in columns]
+    assert encoder.encode(same, [times[0]] * 3) == rows[:1] * 3
     assert encoder.encode([*columns[:-1], ["ok", 3]], times) is None  # a message that is no string
     assert encoder.encode([*columns[:-1], ["a", "b"]], [1, 2**63]) is None  # a timestamp out of range
     with pytest.raises(ValueError, match="missing"):

@@ -27,7 +27,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -439,10 +439,29 @@ class ColumnEncoder:
         for column, attr_type in zip(columns, self.types, strict=True):
             if not _fits(attr_type, column):
                 return None
-        encoded: dict[int, list[bytes]] = {-1: _encode_column(timestamps)}
-        for i, column in enumerate(columns):
-            encoded[i] = _encode_column(column)
-        pieces = [repeat(p) if isinstance(p, bytes) else encoded[p] for p in self._parts]
+        # each distinct column encoded once; a column of one value (no stack traces, one logger) is a
+        # constant, merged with its neighbours: fewer pieces for every event's join
+        values: dict[int, list[bytes] | bytes] = {}
+        seen: dict[int, list[bytes] | bytes] = {}
+        for slot, column in ((-1, timestamps), *enumerate(columns)):
+            if id(column) not in seen:
+                single = column.count(column[0]) == n
+                seen[id(column)] = _JSON.encode(column[0]) if single else _encode_column(column)
+            values[slot] = seen[id(column)]
+        pieces: list[Iterable[bytes]] = []
+        constant = b""
+        for part in self._parts:
+            value = part if isinstance(part, bytes) else values[part]
+            if isinstance(value, bytes):
+                constant += value
+                continue
+            if constant:
+                pieces.append(repeat(constant))
+                constant = b""
+            pieces.append(value)
+        if not pieces:  # every value the same (or one row)
+            return [constant] * n
+        pieces.append(repeat(constant))
         return list(map(b"".join, zip(*pieces, strict=False)))  # (the constants repeat endlessly)
 
 

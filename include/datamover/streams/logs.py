@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import pairwise, repeat
-from operator import add, itemgetter, methodcaller, mul
+from operator import add, getitem, itemgetter, methodcaller, mul
 from typing import Any, NamedTuple
 
 from datamover.streams.definition import ColumnEncoder, Event, StreamDefinition
@@ -314,6 +314,81 @@ def _times_ms(stamps: list[str | None], now_ms: int) -> list[int]:
     return times
 
 
+# The usual layout, Python logging's `%(asctime)s %(levelname)s %(name)s - %(message)s`, is cut at its first
+# " - " instead of matched: a few C-level passes over a batch's columns, where a regex match per line costs
+# several times as much. `_split_usual` gives exactly what DEFAULT_PATTERN gives for such lines, or None.
+_USUAL_LEVELS = frozenset(
+    {"TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL"}
+)
+_LOGGER_NAME = re.compile(r"[A-Za-z_][\w.]*")  # DEFAULT_PATTERN's logger group
+_STAMP_SECOND = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
+_WHITESPACE = re.compile(r"\s")  # what DEFAULT_PATTERN's `\s` matches
+_FIND_DASH = methodcaller("find", " - ")
+_HEAD_SEPARATOR = itemgetter(19)  # , or .
+_HEAD_MS = itemgetter(slice(20, 23))
+_HEAD_SPACE = itemgetter(23)
+_HEAD_REST = itemgetter(slice(24, None))  # `LEVEL logger`
+_FIRST_CHAR = itemgetter(slice(0, 1))
+_PRIORITY_OF, _LOGGER_OF = itemgetter(0), itemgetter(1)  # of a (priority, logger)
+_MS_VALUE = {f"{ms:03d}": ms for ms in range(1000)}
+_SECOND_MS: dict[str, int | None] = {}  # `yyyy-MM-dd HH:mm:ss` (UTC) -> epoch ms, None if not a time
+_LEVEL_LOGGER: dict[str, tuple[str, str] | None] = {}  # `LEVEL logger` -> (priority, logger), None: other
+
+
+def _level_logger(rest: str) -> tuple[str, str] | None:
+    level, _, logger = rest.partition(" ")
+    if level not in _USUAL_LEVELS or not _LOGGER_NAME.fullmatch(logger):
+        return None
+    return PRIORITIES.get(level, level), logger
+
+
+def _second_ms(second: str) -> int | None:
+    epoch = _epoch_seconds(second, "", UTC) if _STAMP_SECOND.fullmatch(second) else None
+    return None if epoch is None else epoch * 1000
+
+
+def _remember(cache: dict[str, Any], keys: list[str], compute: Callable[[str], Any]) -> None:
+    missing = set(keys).difference(cache)
+    if len(cache) + len(missing) > 65_536:  # (bounded; cleared before, so every key of `keys` is in it)
+        cache.clear()
+        missing = set(keys)
+    for key in missing:
+        cache[key] = compute(key)
+
+
+def _split_usual(lines: list[str]) -> tuple[list[int], list[str], list[str], list[str]] | None:
+    """(times, priorities, loggers, messages) of lines that all read `yyyy-MM-dd HH:mm:ss,SSS LEVEL
+    logger - message` (upper-case level, single spaces, a message that does not start with
+    whitespace): what DEFAULT_PATTERN and `_times_ms` give for them. None if any line reads otherwise.
+    Levels, loggers and seconds repeat from line to line: each distinct one is checked once."""
+    # (no tuple per line: thousands of containers alive at once would wake the garbage collector's full
+    # collections, which in an Airflow process walk hundreds of thousands of objects)
+    cuts = list(map(_FIND_DASH, lines))
+    if -1 in cuts:
+        return None
+    heads = list(map(getitem, lines, map(slice, cuts)))
+    messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
+    try:
+        if set(map(_HEAD_SPACE, heads)) != {" "} or not {",", "."}.issuperset(map(_HEAD_SEPARATOR, heads)):
+            return None
+        ms = list(map(_MS_VALUE.__getitem__, map(_HEAD_MS, heads)))
+    except (IndexError, KeyError):  # a head too short, or not three digits of ms
+        return None
+    if _WHITESPACE.search("".join(map(_FIRST_CHAR, messages))):  # the pattern's `-\s+` would take it
+        return None
+    seconds = list(map(_SECOND, heads))  # `yyyy-MM-dd HH:mm:ss`
+    _remember(_SECOND_MS, seconds, _second_ms)
+    rests = list(map(_HEAD_REST, heads))
+    _remember(_LEVEL_LOGGER, rests, _level_logger)
+    whole = list(map(_SECOND_MS.__getitem__, seconds))
+    levels_loggers = list(map(_LEVEL_LOGGER.__getitem__, rests))
+    if None in whole or None in levels_loggers:
+        return None
+    priorities = list(map(_PRIORITY_OF, levels_loggers))  # type: ignore[arg-type]
+    loggers = list(map(_LOGGER_OF, levels_loggers))  # type: ignore[arg-type]
+    return list(map(add, whole, ms)), priorities, loggers, messages  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class LineFormat:
     """How to read the lines of one log file."""
@@ -366,6 +441,10 @@ class LineFormat:
         once where they share the usual shape (every line matches, `yyyy-MM-dd HH:mm:ss,SSS` times).
         `strict`: None instead if a line does not match the pattern."""
         out = Records()
+        if self._matched_starts and lines and (usual := _split_usual(lines)) is not None:
+            out.times, out.priorities, out.loggers, out.messages = usual
+            out.stacktraces = [""] * len(lines)
+            return out
         rows: list[tuple[str | None, ...]] | None = None
         if lines and self._groups:
             try:  # (streamed: no match object outlives its line, so the garbage collector stays idle)
@@ -431,30 +510,48 @@ class Assembler:
 
     def feed_lines(self, lines: list[str], ends: list[int], now_ms: int) -> Records:
         """`feed` of each line in turn (`ends[i]`: the offset after `lines[i]`), the finished records as
-        columns. Lines that all start a record (no stack trace among them) are parsed all at once."""
+        columns. Runs of lines that each start a record are parsed all at once; only the lines of a
+        stack trace go one by one."""
         if not lines:
             return Records()
         fmt = self.fmt
-        parsed = None
         if fmt._matched_starts and fmt.starts_record(lines[-1]):  # then each line that matches starts one
             parsed = fmt.parse_many(lines[:-1], now_ms, strict=True)
-        if parsed is None and not all(map(fmt._start.match, lines)):  # continuation lines: line by line
-            out = Records()
-            for done in map(self.feed, lines, ends, repeat(now_ms)):
-                if done is not None:
+            if parsed is not None:
+                return self._run_of_starts(parsed, lines, ends, 0, len(lines), now_ms)
+        starts = list(map(bool, map(fmt._start.match, lines)))
+        out = Records()
+        i, n = 0, len(lines)
+        while i < n:
+            if not starts[i]:  # a stack trace line (or a record of its own, if none is open)
+                if (done := self.feed(lines[i], ends[i], now_ms)) is not None:
                     out.append(*done)
-            return out
+                i += 1
+                continue
+            try:
+                j = starts.index(False, i)
+            except ValueError:
+                j = n
+            out.extend(self._run_of_starts(None, lines, ends, i, j, now_ms))
+            i = j
+        return out
+
+    def _run_of_starts(
+        self, parsed: Records | None, lines: list[str], ends: list[int], i: int, j: int, now_ms: int
+    ) -> Records:
+        """`lines[i:j]` each start a record: the open record and `lines[i:j-1]` are finished (`parsed`:
+        those lines already parsed), `lines[j-1]` is the new open record."""
         previous = self.flush(now_ms)
-        out = parsed if parsed is not None else fmt.parse_many(lines[:-1], now_ms)
+        out = parsed if parsed is not None else self.fmt.parse_many(lines[i : j - 1], now_ms)
         assert out is not None
-        if len(lines) > 1:
-            out.end = ends[-2]
+        if j - i > 1:
+            out.end = ends[j - 2]
         if previous is not None:
             first = Records()
             first.append(*previous)
             first.extend(out)
             out = first
-        self._head, self._trace, self._size, self._end = lines[-1], [], len(lines[-1]), ends[-1]
+        self._head, self._trace, self._size, self._end = lines[j - 1], [], len(lines[j - 1]), ends[j - 1]
         return out
 
     def flush(self, now_ms: int) -> tuple[Record, int] | None:
