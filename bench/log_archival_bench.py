@@ -251,16 +251,17 @@ def _archive_in_child(args: tuple[str, str, str, int]) -> dict[str, Any]:
 
 def load_stream(store: Collector, conn: psycopg.Connection, schema: str, stream: Stream) -> tuple[int, int]:
     """Store `stream` as the collector would; (stream id, log data bytes)."""
-    from datamover.logdog.butler import StreamPart
+    from datamover.logdog.butler import StreamPart, entry_row
 
     name = stream.desc.name
     part = StreamPart("chromium", stream.desc.prefix, name, 0, stream.descriptor_bytes, b"\0" * 32, None, [])
     for start in range(0, len(stream.entries), 5000):
         chunk = stream.entries[start : start + 5000]
-        part.entries = [
-            (e.stream_index, e.prefix_index, e.sequence, *(e.time_offset or (None, None)), e.data)
+        part.rows = [
+            entry_row(e.stream_index, e.prefix_index, e.sequence, *(e.time_offset or (None, None)), e.data)
             for e in stream_entries(Stream(stream.desc, chunk))
         ]
+        part.first_index = start
         part.terminal_index = len(stream.entries) - 1 if start + 5000 >= len(stream.entries) else None
         store.write([part])
     row = conn.execute(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import struct
 import zlib
 from dataclasses import dataclass
 
@@ -26,10 +27,29 @@ from datamover.logdog.names import validate_project, validate_stream_name, valid
 from datamover.logdog.proto import PROTO_VERSION, butler_pb2, log_pb2
 from datamover.logdog.recordio import BUTLER_MAX_FRAME, FrameError, frame, split_frames
 
-EntryRow = tuple[int, int, int, int | None, int | None, bytes]
 PREFIX_SECRET_LENGTH = 36  # types.PrefixSecretLength
 COMPRESS_THRESHOLD = 860  # pubsubprotocol.DefaultCompressThreshold
 INT63 = 2**63  # intermediate storage keeps indices in PostgreSQL bigint
+
+
+# An entry as a row of PostgreSQL's binary COPY of log_entries (storage.ENTRY_COLUMNS), made while the
+# bundle is decoded, without its leading field count and stream id, which intermediate storage assigns:
+# the five int fields (length + big-endian value; a NULL time offset is length -1) and the LogEntry's bytes.
+# (Bytes, not a tuple per entry: tens of thousands of live tuples would wake the garbage collector's full
+# collections, which in an Airflow task walk every object of the process.)
+_ROW_TAIL = struct.Struct(">iqiqiqiqiii")  # stream_index, prefix_index, sequence, seconds, nanos, data length
+_ROW_TAIL_NO_TIME = struct.Struct(">iqiqiqiii")
+
+
+def entry_row(
+    stream_index: int, prefix_index: int, sequence: int, seconds: int | None, nanos: int | None, data: bytes
+) -> bytes:
+    """One entry's binary COPY row, from its stream index on (see _ROW_TAIL)."""
+    if seconds is None:
+        head = _ROW_TAIL_NO_TIME.pack(8, stream_index, 8, prefix_index, 8, sequence, -1, -1, len(data))
+    else:
+        head = _ROW_TAIL.pack(8, stream_index, 8, prefix_index, 8, sequence, 8, seconds, 4, nanos, len(data))
+    return head + data
 
 
 class MalformedMessage(DataMoverError):
@@ -111,8 +131,12 @@ class StreamPart:
     descriptor: bytes  # canonical LogStreamDescriptor (prefix filled in), as the coordinator keeps it
     secret_sha256: bytes
     terminal_index: int | None  # set when the entry terminates the stream
-    # (stream_index, prefix_index, sequence, time offset seconds or None, nanos or None, LogEntry bytes)
-    entries: list[EntryRow]
+    rows: list[bytes]  # the entries as binary COPY rows from their stream index on (`entry_row`)
+    first_index: int = 0  # the stream index of rows[0] (the rows are consecutive)
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + len(self.rows) - 1
 
     @property
     def path(self) -> str:
@@ -172,7 +196,8 @@ def check_bundle_entry(
         raise RejectedEntry(f"invalid log stream descriptor: {exc}") from None
     if be.terminal and be.terminal_index >= INT63:
         raise RejectedEntry(f"terminal index {be.terminal_index} is too large")
-    entries: list[EntryRow] = []
+    rows: list[bytes] = []
+    first = 0
     if be.logs:
         stream_type = desc.stream_type
         first = be.logs[0].stream_index
@@ -186,13 +211,12 @@ def check_bundle_entry(
                 )
             if stream_index >= INT63 or prefix_index >= INT63 or sequence >= INT63:
                 raise RejectedEntry(f"log entry {stream_index} has an index beyond 2^63")
+            seconds = nanos = None
             if le.HasField("time_offset"):
                 to = le.time_offset
-                entries.append(
-                    (stream_index, prefix_index, sequence, to.seconds, to.nanos, le.SerializeToString())
-                )
-            else:
-                entries.append((stream_index, prefix_index, sequence, None, None, le.SerializeToString()))
+                seconds, nanos = to.seconds, to.nanos
+            data = le.SerializeToString()
+            rows.append(entry_row(stream_index, prefix_index, sequence, seconds, nanos, data))
     return StreamPart(
         project=bundle.project,
         prefix=desc.prefix,
@@ -201,5 +225,6 @@ def check_bundle_entry(
         descriptor=desc.SerializeToString(deterministic=True),
         secret_sha256=hashlib.sha256(bundle.secret).digest(),
         terminal_index=be.terminal_index if be.terminal else None,
-        entries=entries,
+        rows=rows,
+        first_index=first,
     )

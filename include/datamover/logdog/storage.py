@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from datamover.logdog.archive import StoredEntry
-from datamover.logdog.butler import EntryRow, StreamPart
+from datamover.logdog.butler import StreamPart
 from datamover.logdog.coordinator import State, StreamState
 
 SCHEMA_LOCK = 0x106D06  # advisory lock id: concurrent first runs create the tables once
@@ -93,24 +93,17 @@ ENTRY_COLUMNS = ("stream_id", "stream_index", "prefix_index", "sequence", "to_se
 
 # PostgreSQL's binary COPY format, written directly (one struct.pack per row instead of psycopg's
 # per-field adaptation): a header, then per row the field count and each field as length + bytes
-# (int8/int4 big-endian, -1 length = NULL), then a -1 trailer.
+# (int8/int4 big-endian, -1 length = NULL), then a -1 trailer. The decoder makes each row from its
+# stream index on (butler.entry_row); the field count and the stream id go in front here.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = struct.pack(">h", -1)
-_ROW = struct.Struct(">hiqiqiqiqiqiii")  # 7 fields: 4 x int8, int8, int4, bytea length
-_ROW_NO_TIME = struct.Struct(">hiqiqiqiqiii")  # time offset NULL (-1, -1)
+_ROW_HEAD = struct.Struct(">hiq")  # 7 fields, then the stream id (int8)
 
 
-def copy_rows(stream_id: int, entries: Sequence[EntryRow]) -> bytes:
+def copy_rows(stream_id: int, rows: Sequence[bytes]) -> bytes:
     """The binary COPY rows of one stream's entries (no header or trailer)."""
-    out = []
-    row, row_no_time = _ROW.pack, _ROW_NO_TIME.pack
-    for si, pi, seq, secs, nanos, data in entries:
-        if secs is None:
-            out.append(row_no_time(7, 8, stream_id, 8, si, 8, pi, 8, seq, -1, -1, len(data)))
-        else:
-            out.append(row(7, 8, stream_id, 8, si, 8, pi, 8, seq, 8, secs, 4, nanos, len(data)))
-        out.append(data)
-    return b"".join(out)
+    head = _ROW_HEAD.pack(len(ENTRY_COLUMNS), 8, stream_id)
+    return head + head.join(rows) if rows else b""
 
 
 def write_binary_copy(copy: Any, rows: list[bytes]) -> None:
@@ -283,17 +276,17 @@ class Collector:
                 if known.state == State.ARCHIVED:
                     result.skipped_archived += 1
                     continue
-                if part.entries:
-                    rows.append(copy_rows(known.id, part.entries))
+                if part.rows:
+                    rows.append(copy_rows(known.id, part.rows))
                     stats = per_stream.setdefault(known.id, [0, -1])
-                    stats[0] += len(part.entries)
-                    stats[1] = max(stats[1], part.entries[-1][0])
+                    stats[0] += len(part.rows)
+                    stats[1] = max(stats[1], part.last_index)
                 if part.terminal_index is not None:
                     terminations[known.id] = (part.terminal_index, part)
             if rows:
                 self._insert_entries(rows, per_stream, result)
-            for stream_id, (terminal_index, part) in terminations.items():
-                self._terminate(stream_id, terminal_index, part, result)
+            if terminations:
+                self._terminate(terminations, result)
         return result
 
     def _insert_entries(
@@ -356,32 +349,42 @@ class Collector:
                 [[c[0] for c in counts], [c[1] for c in counts], [c[2] for c in counts]],
             )
 
-    def _terminate(self, stream_id: int, terminal_index: int, part: StreamPart, result: WriteResult) -> None:
-        row = self.conn.execute(
+    def _terminate(self, terminations: dict[int, tuple[int, StreamPart]], result: WriteResult) -> None:
+        """Record the terminal indices that arrived (one statement for the batch); a stream terminated
+        before keeps its index, and a different one is reported."""
+        ids = list(terminations)
+        done = self.conn.execute(
             q(
                 """
-                UPDATE {schema}.log_streams
-                SET terminal_index = %s, terminated_at = now(), updated_at = now(),
-                    state = CASE WHEN state = 'registered' THEN 'terminated' ELSE state END
-                WHERE id = %s AND terminal_index IS NULL
-                RETURNING id
+                UPDATE {schema}.log_streams s
+                SET terminal_index = t.terminal_index, terminated_at = now(), updated_at = now(),
+                    state = CASE WHEN s.state = 'registered' THEN 'terminated' ELSE s.state END
+                FROM unnest(%s::bigint[], %s::bigint[]) AS t(id, terminal_index)
+                WHERE s.id = t.id AND s.terminal_index IS NULL
+                RETURNING s.id
                 """,
                 self.schema,
             ),
-            (terminal_index, stream_id),
-        ).fetchone()
-        if row is not None:
-            result.terminated += 1
+            [ids, [terminations[i][0] for i in ids]],
+        ).fetchall()
+        terminated = {row[0] for row in done}
+        result.terminated += len(terminated)
+        for stream_id in terminated:
+            part = terminations[stream_id][1]
             self._known.pop((part.project, part.path), None)
+        others = [i for i in ids if i not in terminated]
+        if not others:
             return
-        current = self.conn.execute(
-            q("SELECT terminal_index FROM {schema}.log_streams WHERE id = %s", self.schema), (stream_id,)
-        ).fetchone()
-        if current is not None and current[0] != terminal_index:
-            result.rejected.append(
-                f"{part.project}/{part.path}: terminal index {terminal_index} conflicts with the recorded "
-                f"{current[0]} (kept)"
-            )
+        recorded = self.conn.execute(
+            q("SELECT id, terminal_index FROM {schema}.log_streams WHERE id = ANY(%s)", self.schema), [others]
+        ).fetchall()
+        for stream_id, current in recorded:
+            terminal_index, part = terminations[stream_id]
+            if current != terminal_index:
+                result.rejected.append(
+                    f"{part.project}/{part.path}: terminal index {terminal_index} conflicts with the "
+                    f"recorded {current} (kept)"
+                )
 
 
 # ----------------------------------------------------------------------------------------------
