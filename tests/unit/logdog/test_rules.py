@@ -13,6 +13,7 @@ from datamover.logdog.butler import (
     RejectedEntry,
     check_bundle_entry,
     encode_message,
+    entry_row,
     parse_message,
 )
 from datamover.logdog.config import load
@@ -29,7 +30,7 @@ from datamover.logdog.reader import start_offset
 from datamover.logdog.recordio import frame
 from datamover.s3 import S3Path
 from tests.logdog.butlers import bundle, butler_messages
-from tests.logdog.streams import SAMPLES, descriptor, entry
+from tests.logdog.streams import SAMPLES, descriptor, entry, time_offset
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 DELAYS = Delays(timedelta(minutes=2), timedelta(hours=1), timedelta(minutes=10))
@@ -108,7 +109,16 @@ def test_butler_messages_round_trip_and_checks() -> None:
         parsed = parse_message(message)
         part = check_bundle_entry(parsed, parsed.entries[0])
         assert part is not None and part.terminal_index == stream.entries[-1].stream_index
-        assert [r[5] for r in part.entries] == [e.SerializeToString() for e in stream.entries]
+        assert part.rows == [
+            entry_row(
+                e.stream_index,
+                e.prefix_index,
+                e.sequence,
+                *time_offset(e) or (None, None),
+                e.SerializeToString(),
+            )
+            for e in stream.entries
+        ]
         assert part.descriptor == stream.descriptor_bytes
 
 
