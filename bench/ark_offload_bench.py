@@ -92,11 +92,13 @@ def run_engine_child(argv: list[str]) -> None:
     sys.path.insert(0, str(ROOT))
     import airflow.sdk.execution_time.supervisor  # noqa: F401  (reads connections in a worker)
 
+    from datamover.operators.base import settle_heap
     from tests.support import offload_cli
 
     print("ready", flush=True)
     sys.stdin.readline()
     before = resource.getrusage(resource.RUSAGE_SELF)
+    settle_heap()  # (ArkOffloadOperator.execute does it first)
     code = offload_cli.main(argv)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

@@ -241,11 +241,13 @@ def run_ours_child(table: str, conn_id: str) -> None:
     from datamover.egress.pipeline import StreamTuning
     from datamover.hooks.postgres import PostgresHook  # noqa: F401  (a worker has these loaded)
     from datamover.hooks.s3 import ObjectStoreHook
+    from datamover.operators.base import settle_heap
 
     print("ready", flush=True)
     sys.stdin.readline()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
+    settle_heap()  # (PostgresToS3CsvOperator.execute does it first)
     tuning = StreamTuning()
     s3 = ObjectStoreHook(conn_id).client(pool=tuning.upload_workers + 2)
     with pg_connect() as conn:

@@ -109,10 +109,12 @@ def run_engine() -> None:
     botocore loader is dropped first, so the clients are made cold, as in a fresh task process."""
     import datamover.hooks.s3
     from datamover.mirror.engine import Mirror, MirrorOptions
+    from datamover.operators.base import settle_heap
     from datamover.operators.s3_mirror import _side
 
     datamover.hooks.s3._shared_loader = None
 
+    settle_heap()  # (S3MirrorOperator.execute does it first)
     result = Mirror(_side(SRC_CONN, "input"), _side(DST_CONN, "output"), MirrorOptions()).run()
     if result.failed:
         raise SystemExit(f"engine failed: {result.failures[:3]}")

@@ -29,7 +29,7 @@ from datamover.hooks.kafka import KafkaHook
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.lineage import DatasetName, local_path, s3_object, s3_uri
-from datamover.operators.base import fail_fast
+from datamover.operators.base import fail_fast, settle_heap
 from datamover.operators.lineage import LineageMixin, postgres_dataset, this_host
 from datamover.s3 import error_code, is_not_found
 from datamover.streams.definition import stream
@@ -139,6 +139,7 @@ class ArkOffloadOperator(_ArkOperator):
         self.retry_pause = retry_pause
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        settle_heap()
         with fail_fast():
             return self._offload(context)
 

@@ -22,7 +22,7 @@ from datamover.errors import ConfigError
 from datamover.hooks.postgres import PostgresHook
 from datamover.hooks.s3 import ObjectStoreHook
 from datamover.lineage import s3_object
-from datamover.operators.base import fail_fast
+from datamover.operators.base import fail_fast, settle_heap
 from datamover.operators.lineage import LineageMixin, postgres_dataset
 from datamover.units import MIB
 
@@ -84,6 +84,7 @@ class PostgresToS3CsvOperator(LineageMixin, BaseOperator):
         self.snapshot_max_lag_hours = snapshot_max_lag_hours
 
     def execute(self, context: Any) -> dict[str, Any]:
+        settle_heap()
         with fail_fast():
             return self._dump(context)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from datamover.operators.base import fail_fast
+from datamover.operators.base import fail_fast, settle_heap
 from datamover.operators.lineage import LineageMixin
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ class LogDogCollectOperator(_LogDogOperator):
         from datamover.logdog.collector import DrainLimits, drain
         from datamover.operators.lineage import kafka_dataset
 
+        settle_heap()
         cfg = self.config()
         c = cfg.collector
         with fail_fast():
@@ -221,6 +222,7 @@ class LogStreamArchiveOperator(_LogDogOperator):
         from datamover.lineage import s3_uri
         from datamover.logdog.archivist import Archivist
 
+        settle_heap()
         cfg = self.config()
         stream_id = int(self.stream_id)
         ti = context["ti"]

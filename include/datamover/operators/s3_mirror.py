@@ -21,7 +21,7 @@ from datamover.mirror.engine import Mirror, MirrorOptions, MirrorResult, Side, c
 from datamover.mirror.listing import KeyRange, flatten, list_pages, scope_prefix
 from datamover.mirror.metrics import summary_registry
 from datamover.mirror.plan import split_ranges
-from datamover.operators.base import fail_fast
+from datamover.operators.base import fail_fast, settle_heap
 from datamover.operators.lineage import LineageMixin
 from datamover.s3 import head_or_none, strip_etag
 from datamover.units import MIB
@@ -204,6 +204,7 @@ class S3MirrorOperator(LineageMixin, BaseOperator):
         self.max_buffer_mib = max_buffer_mib
 
     def execute(self, context: Any) -> dict[str, Any]:
+        settle_heap()
         with fail_fast():
             return self._copy(context)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from datamover.errors import DataMoverError
-from datamover.operators.base import fail_fast
+from datamover.operators.base import fail_fast, settle_heap
 from datamover.operators.lineage import LineageMixin
 
 if TYPE_CHECKING:
@@ -110,6 +110,7 @@ class TransferEventsIngestOperator(_MonitoringOperator):
         from datamover.monitoring.ingest import Ingestor, IngestStats
         from datamover.monitoring.publish import publish_file_messages, publish_new_days
 
+        settle_heap()
         cfg = self.config()
         self.record_lineage(cfg, "ingest")
         hook = TransferMonitoringHook(cfg)
