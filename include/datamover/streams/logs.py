@@ -300,10 +300,7 @@ def _times_ms(stamps: list[str | None], now_ms: int) -> list[int]:
         and fractions.isdigit()
     ):
         seconds = list(map(_SECOND, stamps))
-        for key in set(seconds).difference(_UTC_SECONDS):
-            if len(_UTC_SECONDS) > 65_536:
-                _UTC_SECONDS.clear()
-            _UTC_SECONDS[key] = _epoch_seconds(key, "", UTC)
+        _remember(_UTC_SECONDS, seconds, _naive_utc_seconds)
         whole = list(map(_UTC_SECONDS.get, seconds))
         if None not in whole and _UNPARSED not in whole:
             return list(map(add, map(mul, whole, repeat(1000)), map(int, map(_FRACTION, stamps))))  # type: ignore[arg-type]
@@ -324,8 +321,6 @@ _LOGGER_NAME = re.compile(r"[A-Za-z_][\w.]*")  # DEFAULT_PATTERN's logger group
 _STAMP_SECOND = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 _WHITESPACE = re.compile(r"\s")  # what DEFAULT_PATTERN's `\s` matches
 _FIND_DASH = methodcaller("find", " - ")
-_HEAD_SEPARATOR = itemgetter(19)  # , or .
-_HEAD_MS = itemgetter(slice(20, 23))
 _HEAD_SPACE = itemgetter(23)
 _HEAD_REST = itemgetter(slice(24, None))  # `LEVEL logger`
 _FIRST_CHAR = itemgetter(slice(0, 1))
@@ -342,8 +337,13 @@ def _level_logger(rest: str) -> tuple[str, str] | None:
     return PRIORITIES.get(level, level), logger
 
 
+def _naive_utc_seconds(second: str) -> int | None:
+    """Epoch seconds of `yyyy-MM-dd HH:mm:ss` (or another ISO form fromisoformat reads) taken as UTC."""
+    return _epoch_seconds(second, "", UTC)
+
+
 def _second_ms(second: str) -> int | None:
-    epoch = _epoch_seconds(second, "", UTC) if _STAMP_SECOND.fullmatch(second) else None
+    epoch = _naive_utc_seconds(second) if _STAMP_SECOND.fullmatch(second) else None
     return None if epoch is None else epoch * 1000
 
 
@@ -369,9 +369,9 @@ def _split_usual(lines: list[str]) -> tuple[list[int], list[str], list[str], lis
     heads = list(map(getitem, lines, map(slice, cuts)))
     messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
     try:
-        if set(map(_HEAD_SPACE, heads)) != {" "} or not {",", "."}.issuperset(map(_HEAD_SEPARATOR, heads)):
+        if set(map(_HEAD_SPACE, heads)) != {" "} or not {",", "."}.issuperset(map(_SEPARATOR, heads)):
             return None
-        ms = list(map(_MS_VALUE.__getitem__, map(_HEAD_MS, heads)))
+        ms = list(map(_MS_VALUE.__getitem__, map(_FRACTION, heads)))
     except (IndexError, KeyError):  # a head too short, or not three digits of ms
         return None
     if _WHITESPACE.search("".join(map(_FIRST_CHAR, messages))):  # the pattern's `-\s+` would take it
