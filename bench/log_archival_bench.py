@@ -283,10 +283,7 @@ def load_stream(store: Collector, conn: psycopg.Connection, schema: str, stream:
     part = StreamPart("chromium", stream.desc.prefix, name, 0, stream.descriptor_bytes, b"\0" * 32, None, [])
     for start in range(0, len(stream.entries), 5000):
         chunk = stream.entries[start : start + 5000]
-        part.rows = [
-            entry_row(e.stream_index, e.prefix_index, e.sequence, *(e.time_offset or (None, None)), e.data)
-            for e in stream_entries(Stream(stream.desc, chunk))
-        ]
+        part.rows = [entry_row(*e) for e in stream_entries(Stream(stream.desc, chunk))]
         part.first_index = start
         part.terminal_index = len(stream.entries) - 1 if start + 5000 >= len(stream.entries) else None
         store.write([part])

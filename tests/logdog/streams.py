@@ -81,7 +81,8 @@ def time_offset(e: log_pb2.LogEntry) -> tuple[int, int] | None:
 
 
 def stored_entry(e: log_pb2.LogEntry) -> StoredEntry:
-    return StoredEntry(e.stream_index, e.prefix_index, e.sequence, time_offset(e), e.SerializeToString())
+    seconds, nanos = time_offset(e) or (None, None)
+    return StoredEntry(e.stream_index, e.prefix_index, e.sequence, seconds, nanos, e.SerializeToString())
 
 
 def _b64(data: bytes) -> str:

@@ -113,21 +113,21 @@ PHASE_LEASED, PHASE_STAGED, PHASE_MOVED, PHASE_RECORDED, PHASE_EXPUNGED = (
 
 
 class _Source:
-    """The stream's rows up to its terminal index, counting what storage held (for completeness)."""
+    """The stream's rows up to its terminal index in batches, counting what storage held (for
+    completeness) and renewing the lease as they go."""
 
-    def __init__(self, rows: Iterator[StoredEntry], renew: Callable[[], None]) -> None:
-        self.rows = rows
+    def __init__(self, batches: Iterator[list[StoredEntry]], renew: Callable[[], None]) -> None:
+        self.batches = batches
         self.renew = renew
         self.read = 0
         self.last_index = -1
 
-    def __iter__(self) -> Iterator[StoredEntry]:
-        for row in self.rows:
-            self.read += 1
-            self.last_index = row.stream_index
-            if self.read % 1000 == 0:
-                self.renew()
-            yield row
+    def __iter__(self) -> Iterator[list[StoredEntry]]:
+        for batch in self.batches:
+            self.read += len(batch)
+            self.last_index = batch[-1][0]
+            self.renew()
+            yield batch
 
 
 def _wants_data_file(setting: str, desc: log_pb2.LogStreamDescriptor) -> bool:
@@ -341,12 +341,14 @@ class Archivist:
                 warn=self.log.warning,
             )
             source = _Source(
-                storage.iter_entries(
+                storage.iter_entry_batches(
                     self.data_conn, self.schema, rec.id, rec.terminal_index, s.cursor_batch_bytes
                 ),
                 renew,
             )
-            writer.add_all(source)
+            for batch in source:
+                if not writer.add_batch(batch):
+                    break
             stats = writer.finish()
             for name, w in writers.items():
                 if w.size == 0 and name == data_name:

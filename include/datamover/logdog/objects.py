@@ -76,10 +76,13 @@ class MultipartWriter:
     def write(self, data: bytes) -> int:
         self._buf += data
         self._size += len(data)
-        while len(self._buf) >= self.part_size:
-            chunk = bytes(self._buf[: self.part_size])
-            del self._buf[: self.part_size]
-            self._submit(chunk)
+        if len(self._buf) >= self.part_size:
+            size = self.part_size
+            whole = len(self._buf) // size * size
+            with memoryview(self._buf) as view:  # one copy per part, none of the whole buffer
+                for start in range(0, whole, size):
+                    self._submit(bytes(view[start : start + size]))
+            del self._buf[:whole]
         return len(data)
 
     def _submit(self, chunk: bytes) -> None:

@@ -1,9 +1,9 @@
 """The few protobuf wire encodings the archive writer emits itself, exactly as Go's protobuf does.
 
-The archive's hot path (one frame per log entry, one index entry per indexed entry) encodes these
-small messages by hand instead of building protobuf objects; tests check every encoder against the
-generated bindings. Proto3 rules: fields in field-number order, scalars equal to 0 omitted, a set
-message field written even when empty, negative int32/int64 as 10-byte two's-complement varints.
+The archive writer needs these for the index's own fields and to rewrite an entry's time offset;
+tests check every encoder against the generated bindings. Proto3 rules: fields in field-number
+order, scalars equal to 0 omitted, a set message field written even when empty, negative int32/int64
+as 10-byte two's-complement varints.
 """
 
 from __future__ import annotations
@@ -98,29 +98,3 @@ def strip_time_offset(entry: bytes) -> bytes:
 def with_time_offset(entry: bytes, offset: tuple[int, int]) -> bytes:
     """`entry` (canonical LogEntry bytes) with its time_offset replaced by `offset`."""
     return bytes_field(1, duration(offset)) + strip_time_offset(entry)
-
-
-def index_entry(
-    offset: int, sequence: int, prefix_index: int, stream_index: int, time_offset: TimeOffset
-) -> bytes:
-    """A LogIndex.Entry message {offset 1, sequence 2, prefix_index 3, stream_index 4, time_offset 5}
-    (the archive writer's hot path: one call per indexed entry)."""
-    parts = []
-    if offset:
-        parts += (b"\x08", uvarint(offset))
-    if sequence:
-        parts += (b"\x10", uvarint(sequence))
-    if prefix_index:
-        parts += (b"\x18", uvarint(prefix_index))
-    if stream_index:
-        parts += (b"\x20", uvarint(stream_index))
-    if time_offset is not None:
-        seconds, nanos = time_offset
-        if seconds >= 0 and nanos >= 0:
-            d = (b"\x08" + uvarint(seconds) if seconds else b"") + (
-                b"\x10" + uvarint(nanos) if nanos else b""
-            )
-        else:
-            d = duration(time_offset)
-        parts += (b"\x2a", uvarint(len(d)), d)
-    return b"".join(parts)

@@ -12,6 +12,8 @@ from datamover.logdog import wire
 from datamover.logdog.archive import ArchiveWriter, IndexRules, StoredEntry
 from datamover.logdog.proto import log_pb2
 from datamover.logdog.recordio import FrameError, FrameReader, frame, read_uvarint, split_frames, uvarint
+from tests.logdog.streams import entry as log_entry
+from tests.logdog.streams import stored_entry
 
 
 @pytest.mark.parametrize("n", [0, 1, 127, 128, 16383, 16384, 2**32, 2**64 - 1])
@@ -34,16 +36,47 @@ def test_frames_round_trip_and_reject_garbage() -> None:
         split_frames(b"\x80", 100)
 
 
-def test_index_entry_and_duration_encoders_match_protobuf() -> None:
+def test_index_matches_protobuf_for_any_values_and_time_offsets() -> None:
+    """Every entry indexed: the index is the LogIndex protobuf builds from the same values, whatever
+    they are (zeros omitted, huge values, a zero time offset still present, negative durations), fed
+    in batches of every size."""
     rng = random.Random(7)
-    for _ in range(2000):
-        offset, seq, pi, si = (rng.choice([0, 1, rng.randrange(2**63)]) for _ in range(4))
-        to = rng.choice([None, (0, 0), (rng.randrange(-(2**40), 2**40), rng.randrange(-(10**9) + 1, 10**9))])
-        msg = log_pb2.LogIndex.Entry(offset=offset, sequence=seq, prefix_index=pi, stream_index=si)
-        if to is not None:
-            msg.time_offset.seconds, msg.time_offset.nanos = to
-            msg.time_offset.SetInParent()
-        assert wire.index_entry(offset, seq, pi, si, to) == msg.SerializeToString()
+    desc = log_pb2.LogStreamDescriptor(prefix="p", name="n")
+    rows, expected = [], log_pb2.LogIndex(desc=desc)
+    seq = prefix = 0
+    for i in range(3000):
+        seq += rng.choice([0, 1, 2**40])
+        prefix += rng.choice([0, 1, 2**50])
+        to = rng.choice([None, (0, 0), (5, 0), (0, 7), (rng.randrange(2**33), rng.randrange(10**9))])
+        if i % 500 == 7:
+            to = (-(2**20), -5)  # raised to the previous time offset by the ordering guard
+        e = log_entry(i, prefix, seq, to, binary=bytes(rng.randrange(300)))
+        rows.append(stored_entry(e))
+    entries, index = io.BytesIO(), io.BytesIO()
+    writer = ArchiveWriter(desc.SerializeToString(), entries, index)
+    fed = 0
+    while fed < len(rows):
+        size = rng.choice([1, 2, 100, 1000])
+        writer.add_batch(rows[fed : fed + size])
+        fed += size
+    stats = writer.finish()
+    frames = list(FrameReader(io.BytesIO(entries.getvalue())))[1:]
+    assert len(frames) == len(rows) == stats.index_entries
+    for (frame_offset, payload), row in zip(frames, rows, strict=True):
+        e = expected.entries.add(
+            offset=frame_offset, sequence=row.sequence, prefix_index=row.prefix_index, stream_index=row[0]
+        )
+        entry = log_pb2.LogEntry.FromString(payload)
+        if entry.HasField("time_offset"):
+            e.time_offset.CopyFrom(entry.time_offset)
+    expected.last_prefix_index, expected.last_stream_index = rows[-1].prefix_index, len(rows) - 1
+    expected.log_entry_count = len(rows)
+    assert index.getvalue() == expected.SerializeToString()
+    raised, latest = 0, 0  # entries whose time offset (unset = 0) is below an earlier one's
+    for row in rows:
+        ns = wire.as_nanoseconds(row.time_offset)
+        raised, latest = (raised + 1, latest) if ns < latest else (raised, ns)
+    assert stats.adjusted == raised > 0
 
 
 def test_time_offset_rewrite_keeps_the_rest_of_the_entry() -> None:
@@ -79,7 +112,7 @@ def test_from_nanoseconds_is_durationpb_new() -> None:
 
 
 def fake(stream_index: int, prefix_index: int, size: int) -> StoredEntry:
-    return StoredEntry(stream_index, prefix_index, 0, None, b"\x20" + bytes(size - 1))
+    return StoredEntry(stream_index, prefix_index, 0, None, None, b"\x20" + bytes(size - 1))
 
 
 def indexed_positions(index: bytes, entries: bytes) -> list[int]:
@@ -119,10 +152,10 @@ def test_ordering_guard_drops_and_raises_like_luci() -> None:
     entries, index = io.BytesIO(), io.BytesIO()
     writer = ArchiveWriter(b"", entries, index)
     rows = [
-        StoredEntry(0, 5, 0, (2, 0), b"\x0a\x02\x08\x02"),
-        StoredEntry(1, 4, 1, (3, 0), b"\x0a\x02\x08\x03"),  # prefix went back: dropped
-        StoredEntry(2, 6, 1, (1, 0), b"\x0a\x02\x08\x01\x10\x06"),  # time went back: raised to 2 s
-        StoredEntry(4, 7, 0, (5, 0), b"\x0a\x02\x08\x05"),  # sequence went back: dropped
+        StoredEntry(0, 5, 0, 2, 0, b"\x0a\x02\x08\x02"),
+        StoredEntry(1, 4, 1, 3, 0, b"\x0a\x02\x08\x03"),  # prefix went back: dropped
+        StoredEntry(2, 6, 1, 1, 0, b"\x0a\x02\x08\x01\x10\x06"),  # time went back: raised to 2 s
+        StoredEntry(4, 7, 0, 5, 0, b"\x0a\x02\x08\x05"),  # sequence went back: dropped
     ]
     writer.add_all(rows)
     stats = writer.finish()
