@@ -32,11 +32,14 @@ class CopyOut:
         self.batch_size = batch_size
         self.rows = -1
         self._selector: selectors.DefaultSelector | None = None
+        self._events = 0
 
     # -- libpq plumbing --------------------------------------------------------------------------------
     def _wait(self, events: int) -> None:
         assert self._selector is not None
-        self._selector.modify(self.conn.pgconn.socket, events)
+        if events != self._events:  # (a modify is an unregister and a register: only when it changes)
+            self._selector.modify(self.conn.pgconn.socket, events)
+            self._events = events
         self._selector.select()
 
     def _send(self) -> None:
@@ -72,6 +75,7 @@ class CopyOut:
         with self.conn.lock, selectors.DefaultSelector() as selector:
             self._selector = selector
             selector.register(pgconn.socket, selectors.EVENT_READ)
+            self._events = selectors.EVENT_READ
             self._send()
             first = self._result()
             if first is None or first.status != ExecStatus.COPY_OUT:
