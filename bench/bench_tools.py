@@ -116,6 +116,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process, of its children that exited (reaped) and of its live children: for a
+    postmaster, every backend, also those of connections closed meanwhile."""
+    import psutil
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = psutil.Process(pid).children()
+    except (OSError, psutil.NoSuchProcess):
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime, stime, cutime, cstime
+    return own + sum(cpu_seconds(child.pid) for child in children)
+
+
 def ceph_pids() -> dict[str, int]:
     """The shared Ceph's radosgw and ceph-osd pids (from the services' pid files)."""
     run = Path(os.environ.get("DATAMOVER_SERVICES_DIR", ROOT / ".state" / "services")) / "ceph" / "run"

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 import tests.conftest  # noqa: E402,F401  (services' environment and connections, as the tests get them)
-from bench.bench_tools import ensure_awscli  # noqa: E402
+from bench.bench_tools import (  # noqa: E402
+    ChildCpu,
+    CpuMeter,
+    ceph_pids,
+    cpu_text,
+    ensure_awscli,
+    tree_cpu_seconds,
+)
 from datamover.hooks.kafka import KafkaHook  # noqa: E402
 from datamover.hooks.postgres import PostgresHook  # noqa: E402
 from datamover.hooks.s3 import ObjectStoreHook  # noqa: E402
@@ -353,6 +362,20 @@ def bench_archive() -> dict[str, Any]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
 
+    # What bounds (b): the CPU seconds of every process of a timed run (the archivists or the AWS CLI,
+    # radosgw, ceph-osd, and PostgreSQL's backends, also those of connections closed during the run).
+    postmaster = psutil.Process(conn.info.backend_pid).ppid()
+
+    def metered(run: Callable[[], float]) -> tuple[float, dict[str, float]]:
+        ceph, tool, pg_before = (
+            CpuMeter(ceph_pids()).start(),
+            ChildCpu().start(),
+            tree_cpu_seconds(postmaster),
+        )
+        seconds = run()
+        cpu = {"client": tool.stop(), "postgres": tree_cpu_seconds(postmaster) - pg_before, **ceph.stop()}
+        return seconds, {name: round(value, 1) for name, value in cpu.items()}
+
     def aws_round(n: int) -> float:
         t = time.perf_counter()
         subprocess.run(
@@ -373,25 +396,32 @@ def bench_archive() -> dict[str, Any]:
         return time.perf_counter() - t
 
     print("(b) aws s3 cp round 1 ...", flush=True)
-    aws_times = [aws_round(1)]
+    aws_runs = [metered(lambda: aws_round(1))]
     print(f"(b) archival, {WORKERS} streams at a time, each worker its own process ...", flush=True)
     order = sorted(range(len(ids)), key=lambda i: -sizes[i])  # large streams first
     # As the DAG runs it: one archive task per stream, in WORKERS worker slots, each slot a process of
     # its own (started, imports done and client made before the clock, like a worker's pool).
     with spawn.Pool(WORKERS, initializer=_worker_init) as pool:
         pool.map(_ready, range(WORKERS), chunksize=1)
-        t = time.perf_counter()
-        results = list(
-            pool.imap_unordered(
-                _archive_timed,
-                [(schema, f"{staging}/svc", f"{archive}/svc", ids[i]) for i in order],
-                chunksize=1,
+        results: list[dict[str, Any]] = []
+
+        def archive_all() -> float:
+            t = time.perf_counter()
+            results.extend(
+                pool.imap_unordered(
+                    _archive_timed,
+                    [(schema, f"{staging}/svc", f"{archive}/svc", ids[i]) for i in order],
+                    chunksize=1,
+                )
             )
-        )
-        ours = time.perf_counter() - t
+            return time.perf_counter() - t
+
+        ours, ours_cpu = metered(archive_all)
     cpu = sum(r["cpu_s"] for r in results)
+    ours_cpu["client"] = round(cpu, 1)  # (the pool's processes are not waited for: their own sums)
     print("(b) aws s3 cp round 2 ...", flush=True)
-    aws_times.append(aws_round(2))
+    aws_runs.append(metered(lambda: aws_round(2)))
+    aws_times = [seconds for seconds, _ in aws_runs]
     bad = [r for r in results if r["action"] != "archived" or not r["complete"]]
     assert not bad, bad
     ours_bytes = sum(r["entries_size"] + r["index_size"] for r in results)
@@ -412,6 +442,8 @@ def bench_archive() -> dict[str, Any]:
         "aws_mb_per_s": round(archive_bytes / MB / best_aws, 1),
         "ratio_time": round(ours / best_aws, 2),
         "archival_cpu_s": round(cpu, 2),
+        "cpu_s_ours": ours_cpu,
+        "cpu_s_aws_best": min(aws_runs)[1],
         "phase_seconds_sum": {
             k: round(sum(r["phase_seconds"].get(k, 0) for r in results), 2)
             for k in ("staged", "moved", "recorded", "expunged")
@@ -535,6 +567,7 @@ def main() -> None:
             f"{r['ratio_time']}x (target <= 1.5x);"
             f" peak RSS by stream size {r['peak_rss_mb_by_stream_mb']}"
         )
+        print(f"      CPU s, ours: {cpu_text(r['cpu_s_ours'])}; aws s3 cp: {cpu_text(r['cpu_s_aws_best'])}")
     if "c" in results:
         r = results["c"]
         print(
