@@ -47,7 +47,6 @@ from datamover.logdog.objects import (
     Written,
     abort_uploads,
     copy_object,
-    delete_objects,
     delete_quietly,
     matches,
 )
@@ -350,11 +349,15 @@ class Archivist:
                 if not writer.add_batch(batch):
                     break
             stats = writer.finish()
-            for name, w in writers.items():
-                if w.size == 0 and name == data_name:
-                    w.abort()  # LUCI finalizes no zero-sized file
-                    continue
-                written[name] = w.close()
+            if data_name and writers[data_name].size == 0:
+                writers[data_name].abort()  # LUCI finalizes no zero-sized file
+            closing = [name for name in writers if name != data_name or writers[name].size > 0]
+            # The files' last uploads side by side (for a small stream: its PutObjects).
+            with ThreadPoolExecutor(len(closing), thread_name_prefix="logdog-close") as closer:
+                closed = {name: closer.submit(writers[name].close) for name in closing}
+            written.update({name: f.result() for name, f in closed.items() if f.exception() is None})
+            for f in closed.values():
+                f.result()  # the first failure, if any (the except below drops what was written)
             renew()
         except BaseException:
             for name, w in writers.items():
@@ -399,8 +402,9 @@ class Archivist:
         desc: log_pb2.LogStreamDescriptor,
         outcome: Outcome,
     ) -> dict[str, Written]:
-        """Copy each staged object to its final key, then delete the staged ones. A fresh archival trusts
-        the copies' answers; a resumed one first skips what a previous run copied already."""
+        """Copy each staged object to its final key and delete it, the files side by side. A fresh
+        archival trusts the copies' answers; a resumed one first skips what a previous run copied
+        already (a crash between two files' moves leaves one moved and one staged: the rerun resumes)."""
         files = {name: Written.from_dict(d) for name, d in staged["files"].items()}
         finals = {
             name: Written(final_dir.bucket, final_dir.key(name), src.size, src.etag)
@@ -415,7 +419,8 @@ class Archivist:
         def move_one(name: str) -> None:
             src, final = files[name], finals[name]
             if resumed and matches(self.client, final, metadata_etag=True):
-                return  # a previous run copied it
+                delete_quietly(self.client, src.bucket, src.key)  # a previous run copied it
+                return
             content_type = (
                 desc.content_type if name not in (ENTRIES_FILE, INDEX_FILE) else "application/octet-stream"
             )
@@ -431,9 +436,11 @@ class Archivist:
             )
             if resumed and not matches(self.client, final, metadata_etag=True):
                 raise OSError(f"the copy of {src.url} to {final.url} does not match (size or metadata)")
+            # One DeleteObject per file: on Ceph RGW a DeleteObjects of two keys took ~47 ms, against
+            # ~10 ms for two DeleteObject requests side by side.
+            delete_quietly(self.client, src.bucket, src.key)
 
         with ThreadPoolExecutor(len(files), thread_name_prefix="logdog-move") as pool:
             for future in [pool.submit(move_one, name) for name in files]:
                 future.result()
-        delete_objects(self.client, list(files.values()))
         return finals

@@ -268,17 +268,3 @@ def delete_quietly(client: Any, bucket: str, key: str) -> None:
     except Exception as exc:
         if not is_not_found(exc):
             raise
-
-
-def delete_objects(client: Any, objects: list[Written]) -> None:
-    """Delete objects (one request per bucket); missing ones are fine, any other failure raises."""
-    by_bucket: dict[str, list[str]] = {}
-    for w in objects:
-        by_bucket.setdefault(w.bucket, []).append(w.key)
-    for bucket, keys in by_bucket.items():
-        response = client.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
-        )
-        errors = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchKey"]
-        if errors:
-            raise OSError(f"cannot delete staged objects in {bucket}: {errors[:3]}")
