@@ -4,7 +4,7 @@ expunge, each step safe to crash in and finished or redone by the next run.
 1. **Lease**: the stream goes `archiving` under this worker's lease (a retry of the same task is the
    same owner and takes it back at once; another worker waits for it to expire). The lease is renewed
    while the stream is written.
-2. **Stage**: the entries stream out of PostgreSQL through a server-side cursor into the archive
+2. **Stage**: the entries stream out of PostgreSQL (a binary COPY, in batches) into the archive
    writer, whose files go up as multipart uploads under the staging prefix as they are written
    (memory bounded by the part buffers, whatever the stream's size). Unfinished uploads of a crashed
    run are aborted first. The staged objects (keys, sizes, ETags) and the archive's counts are
@@ -71,7 +71,7 @@ class ArchivistSettings:
     data_file: str = "auto"  # auto | always | never
     part_size: int = 8 * MIB
     upload_workers: int = 4
-    cursor_batch_bytes: int = 8 * MIB
+    read_batch_bytes: int = 8 * MIB
     copy_limit: int = 5 * 1024 * MIB  # above: multipart server-side copy
 
 
@@ -341,7 +341,7 @@ class Archivist:
             )
             source = _Source(
                 storage.iter_entry_batches(
-                    self.data_conn, self.schema, rec.id, rec.terminal_index, s.cursor_batch_bytes
+                    self.data_conn, self.schema, rec.id, rec.terminal_index, s.read_batch_bytes
                 ),
                 renew,
             )
