@@ -222,12 +222,7 @@ class ArchiveWriter:
                 self._discard(row, last_prefix, last_stream, last_sequence)
                 continue
             last_prefix, last_stream, last_sequence = prefix_index, stream_index, sequence
-            if seconds is None:
-                ns = 0
-            elif -9_000_000_000 < seconds < 9_000_000_000 and nanos is not None and -(2**31) <= nanos < 2**31:
-                ns = seconds * 1_000_000_000 + nanos  # far from int64 overflow: no wrapping to model
-            else:
-                ns = wire.as_nanoseconds((seconds, nanos or 0))
+            ns = 0 if seconds is None else wire.duration_ns(seconds, nanos or 0)
             if ns < last_time:
                 seconds, nanos = wire.from_nanoseconds(last_time)
                 data = wire.with_time_offset(data, (seconds, nanos))
@@ -275,7 +270,7 @@ class ArchiveWriter:
             stats.log_entry_count += count
             stats.last_stream_index, stats.last_prefix_index = last_stream, last_prefix
             self._entries.write(b"".join(frames))
-            if self._index is not None and batch_index.entries:
+            if index and batch_index.entries:
                 stats.index_entries += len(batch_index.entries)
                 self._index.write(batch_index.SerializeToString())
             if data_file is not None:

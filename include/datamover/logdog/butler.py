@@ -193,12 +193,10 @@ def check_bundle_entry(
     rows: list[bytes] = []
     first = 0
     if logs := be.logs:
-        # entry_row inlined: this loop runs once per log entry of every message.
         stream_type = desc.stream_type
         content = _CONTENT.get(stream_type)
         first = next_index = logs[0].stream_index
         append = rows.append
-        with_time, without_time = _ROW_TAIL.pack, _ROW_TAIL_NO_TIME.pack
         for le in logs:
             stream_index, prefix_index, sequence = le.stream_index, le.prefix_index, le.sequence
             kind = le.WhichOneof("content")  # logpb.LogEntry.Validate: content of the stream's type
@@ -215,15 +213,11 @@ def check_bundle_entry(
             next_index += 1
             if stream_index >= INT63 or prefix_index >= INT63 or sequence >= INT63:
                 raise RejectedEntry(f"log entry {stream_index} has an index beyond 2^63")
-            data = le.SerializeToString()
+            seconds = nanos = None
             if le.HasField("time_offset"):
                 to = le.time_offset
-                head = with_time(
-                    8, stream_index, 8, prefix_index, 8, sequence, 8, to.seconds, 4, to.nanos, len(data)
-                )
-            else:
-                head = without_time(8, stream_index, 8, prefix_index, 8, sequence, -1, -1, len(data))
-            append(head + data)
+                seconds, nanos = to.seconds, to.nanos
+            append(entry_row(stream_index, prefix_index, sequence, seconds, nanos, le.SerializeToString()))
     return StreamPart(
         project=bundle.project,
         prefix=desc.prefix,

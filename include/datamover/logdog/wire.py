@@ -56,9 +56,11 @@ def _wrap64(value: int) -> int:
 
 def as_nanoseconds(offset: TimeOffset) -> int:
     """durationpb's AsDuration() as a Go time.Duration (int64 ns, saturated on overflow); unset = 0."""
-    if offset is None:
-        return 0
-    seconds, nanos = offset
+    return 0 if offset is None else duration_ns(*offset)
+
+
+def duration_ns(seconds: int, nanos: int) -> int:
+    """`as_nanoseconds` of a set Duration, from its two fields (as intermediate storage keeps them)."""
     if -9_000_000_000 < seconds < 9_000_000_000 and -(2**31) <= nanos < 2**31:
         return seconds * NANOS_PER_SECOND + nanos  # far from int64 overflow: no wrapping to model
     d = _wrap64(seconds * NANOS_PER_SECOND)
