@@ -2,12 +2,15 @@
 
     python -m tests.integration.logdog.kill_child SCHEMA STAGING ARCHIVE STREAM_ID PHASE MARKER
 
-PHASE is one of the archivist's phases (staged, moved, recorded) or `uploading` (inside the second
-part upload of the entries file). At that point the child writes MARKER and sleeps until killed."""
+PHASE is one of the archivist's phases (staged, moved, recorded), `uploading` (inside the second
+part upload of the entries file) or `moving` (the files are moved one by one, side by side: right after
+the first staged file is deleted, and before any other is). At that point the child writes MARKER and
+sleeps until killed."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -47,12 +50,36 @@ class PausingClient:
         return getattr(self._client, name)
 
 
+class PausingDeletes:
+    """The real boto3 client; the first delete_object goes through and never returns, the others never
+    start (one file moved and its staged copy gone, the others copied or not, still staged)."""
+
+    def __init__(self, client: Any, marker: Path) -> None:
+        self._client = client
+        self._marker = marker
+        self._lock = threading.Lock()
+        self._deleted = False
+
+    def delete_object(self, **kwargs: Any) -> Any:
+        with self._lock:
+            first = not self._deleted
+            self._deleted = True
+            if first:
+                self._client.delete_object(**kwargs)
+        stop_here(self._marker)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def main() -> None:
     schema, staging, archive, stream_id, phase, marker = sys.argv[1:]
     marker_path = Path(marker)
     client = ObjectStoreHook("logdog_archive").client()
     if phase == "uploading":
         client = PausingClient(client, marker_path)
+    elif phase == "moving":
+        client = PausingDeletes(client, marker_path)
 
     def on_phase(name: str, _stream_id: int) -> None:
         if name == phase:
