@@ -11,12 +11,14 @@ import pytest
 from datamover.streams.definition import decode, stream
 from datamover.streams.logs import (
     Assembler,
+    EventBatch,
     LineFormat,
     LogEvents,
     LogIdentity,
     Record,
     Records,
     StreamLogHandler,
+    UsualLines,
     parse_time_ms,
     structlog_record,
 )
@@ -166,6 +168,86 @@ def test_usual_layout_fast_path_gives_what_the_pattern_gives() -> None:
         assert list(got) == [record for record, _ in expected], lines
         assert got.end == (expected[-1][1] if expected else 0)
         assert one.flush(7) == many.flush(7)
+
+
+# lines UsualLines must encode exactly as the general way does, or leave to it
+ESCAPES_AND_EDGES = [
+    '2026-11-24 10:00:19,016 INFO x - "quoted" and \\back\\slashes\\ "',
+    '2026-11-24 10:00:20,017 INFO x - a "timestamp":2026-11-24 10:00:20 in the message',
+    "2026-11-24 10:00:21,018 DEBUG x - delete \x7f and / slash",
+    "2026-11-24 10:00:22,019 INFO x - a tab\tinside",
+    "2026-11-24 10:00:23,020 INFO x - a carriage return\r",
+    "1970-01-01 00:00:00,005 INFO x - the epoch's first second",
+    "1969-12-31 23:59:59,999 INFO x - before the epoch",
+    "2026-11-24 23:59:59,999 INFO x - last of the day",
+    "2026-11-25 00:00:00,000 INFO x - first of the next",
+    '2026-11-24 10:00:24,021 INFO a"b - quote in the logger',
+    "Traceback (most recent call last):",
+    '  File "x.py", line 1, in <module>',
+    "ValueError: a - b",
+]
+
+
+def _by_line(fmt: LineFormat, events: LogEvents, lines: list[str], ends: list[int]) -> tuple:
+    assembler = Assembler(fmt)
+    done = [d for d in map(assembler.feed, lines, ends, [7] * len(lines)) if d is not None]
+    return [events.encode(record)[1] for record, _ in done], (done[-1][1] if done else 0), assembler
+
+
+def test_usual_lines_give_what_the_general_way_gives() -> None:
+    """Blocks of random mixes (usual lines, near misses, escapes, edges, stack traces) through
+    UsualLines.feed, or the general way where it declines a block, as the tailer does: the same events,
+    byte for byte, the same end offset and the same open record as line-by-line assembly and encoding."""
+    rng = random.Random(20261127)
+    fmt = LineFormat()
+    events = LogEvents(stream("logs"), IDENTITY, "app-name", "inst")
+    usual = USUAL_AND_NEAR_MISSES[:5]
+    pool = [*USUAL_AND_NEAR_MISSES, *ESCAPES_AND_EDGES, *MIXED]
+    fast_events = 0
+    for trial in range(400):
+        choices = usual if trial % 3 == 0 else pool
+        lines = [rng.choice(choices) for _ in range(rng.randint(1, 60))]
+        lines = [line for line in lines if line.isascii()] or [usual[0]]
+        raw = [len(line) + 1 for line in lines]
+        ends = [sum(raw[: i + 1]) + 100 for i in range(len(lines))]
+        expected, expected_end, one = _by_line(fmt, events, lines, ends)
+        many, batch, usual_lines = Assembler(fmt), EventBatch(events), UsualLines(events)
+        cut = rng.randint(0, len(lines))
+        for start, stop in ((0, cut), (cut, len(lines))):
+            if start == stop:
+                continue
+            block = "".join(f"{line}\n" for line in lines[start:stop]).encode()
+            base = ends[start - 1] if start else 100
+            if usual_lines.feed(block, base, 7, many, batch):
+                fast_events += sum(len(values) for _, values in batch.runs)
+            else:
+                batch.extend(many.feed_lines(lines[start:stop], ends[start:stop], 7))
+        runs, problems = batch.encoded()
+        assert not problems
+        assert [v for _, values in runs for v in values] == expected, lines
+        assert all(len({e.split(b'"stream":')[1][:40] for e in values}) == 1 for _, values in runs)
+        assert (batch.end if len(batch) else 0) == expected_end
+        assert len(batch) == len(expected)
+        assert one.flush(7) == many.flush(7)
+    assert fast_events > 1000  # the blocks did go the fast way
+
+
+def test_usual_lines_encode_a_block_and_name_the_odd_lines() -> None:
+    events = LogEvents(stream("logs"), IDENTITY, "app-name", "inst")
+    lines = [*USUAL_AND_NEAR_MISSES[:2], ESCAPES_AND_EDGES[0], ESCAPES_AND_EDGES[-1], ESCAPES_AND_EDGES[2]]
+    encoded = UsualLines(events).encode("".join(f"{line}\n" for line in lines).encode())
+    assert encoded is not None
+    definition, values, odd = encoded
+    assert definition.name == "logs.t1.app.2026.11.24" and odd == [3]
+    fmt = LineFormat()
+    for i in (0, 1, 2, 4):
+        assert values[i] == events.encode(fmt.parse(lines[i], 7))[1]
+    for line in [*ESCAPES_AND_EDGES, *USUAL_AND_NEAR_MISSES]:  # alone in a block: the same, or declined
+        if line.isascii() and (one := UsualLines(events).encode(f"{line}\n".encode())) is not None:
+            assert one[1][0] == events.encode(fmt.parse(line, 7))[1] or one[2] == [0], line
+    # declined as a whole: a control character, two days, no usual line
+    for block in ([ESCAPES_AND_EDGES[3]], ESCAPES_AND_EDGES[7:9], ["Traceback (most recent call last):"]):
+        assert UsualLines(events).encode("".join(f"{line}\n" for line in block).encode()) is None
 
 
 def test_log_events_encode_many_is_encode_per_record_split_by_day() -> None:

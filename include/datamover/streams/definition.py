@@ -426,6 +426,12 @@ class ColumnEncoder:
                 merged.append(part)
         self._parts = merged
 
+    @property
+    def layout(self) -> tuple[bytes | int, ...]:
+        """The event as constant byte strings and value slots, in order: -1 is the timestamp, i >= 0 the
+        varying attribute i (its JSON goes there). Constants alternate with slots."""
+        return tuple(self._parts)
+
     def encode(self, columns: Sequence[Sequence[Any]], timestamps: Sequence[int]) -> list[bytes] | None:
         """The events of the rows of `columns` (one sequence per varying attribute, all as long as
         `timestamps`), or None if a value does not fit its attribute (nothing is encoded then)."""

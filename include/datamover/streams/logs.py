@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import pairwise, repeat
+from itertools import accumulate, pairwise, repeat
 from operator import add, getitem, itemgetter, methodcaller, mul
 from typing import Any, NamedTuple
 
-from datamover.streams.definition import ColumnEncoder, Event, StreamDefinition
+import msgspec
+
+from datamover.streams.definition import AttrType, ColumnEncoder, Event, StreamDefinition
 
 LOGS_STREAM = "logs"  # the family in streams.yaml
 
@@ -419,6 +421,11 @@ class LineFormat:
         defaults = (self.start, self.pattern) == (DEFAULT_START, DEFAULT_PATTERN)
         object.__setattr__(self, "_matched_starts", defaults)
 
+    @property
+    def is_default(self) -> bool:
+        """Reads the default layouts (DEFAULT_START, DEFAULT_PATTERN): UsualLines may take its lines."""
+        return self._matched_starts
+
     def starts_record(self, line: str) -> bool:
         return self._start.match(line) is not None
 
@@ -574,6 +581,260 @@ class Assembler:
 
     def reset(self) -> None:
         self._head, self._trace, self._size = None, [], 0
+
+
+class EventBatch:
+    """Finished records on their way to one commit, encoded, as runs of one stream each in record order,
+    and `end`: the file offset after the last of them. Records that come as such (a record with a stack
+    trace, a line of another layout) wait as columns and are encoded together (`encode_many`) when
+    events of the usual layout follow them (`add_encoded`) or the batch is taken (`encoded`)."""
+
+    __slots__ = ("_waiting", "end", "events", "problems", "records", "runs")
+
+    def __init__(self, events: LogEvents) -> None:
+        self.events = events
+        self.runs: list[tuple[StreamDefinition, list[bytes]]] = []
+        self.problems: list[str] = []  # why records were left out (see LogEvents.encode_many)
+        self.records = 0
+        self.end = 0
+        self._waiting = Records()
+
+    def __len__(self) -> int:
+        return self.records
+
+    def append(self, record: Record, end: int) -> None:
+        self._waiting.append(record, end)
+        self.records += 1
+        self.end = end
+
+    def extend(self, records: Records) -> None:
+        if len(records):
+            self._waiting.extend(records)
+            self.records += len(records)
+            self.end = records.end
+
+    def add_encoded(self, definition: StreamDefinition, values: list[bytes], end: int) -> None:
+        """Events already encoded, one per record (UsualLines); the batch owns `values` now."""
+        self._encode_waiting()
+        self._add_run(definition, values)
+        self.records += len(values)
+        self.end = end
+
+    def encoded(self) -> tuple[list[tuple[StreamDefinition, list[bytes]]], list[str]]:
+        self._encode_waiting()
+        return self.runs, self.problems
+
+    def _encode_waiting(self) -> None:
+        if len(self._waiting):
+            runs, problems = self.events.encode_many(self._waiting)
+            for definition, values in runs:
+                self._add_run(definition, values)
+            self.problems += problems
+            self._waiting = Records()
+
+    def _add_run(self, definition: StreamDefinition, values: list[bytes]) -> None:
+        if self.runs and self.runs[-1][0].stream_id == definition.stream_id:
+            self.runs[-1][1].extend(values)
+        else:
+            self.runs.append((definition, values))
+
+
+# JSON escapes these (all but the newline): a block that holds one goes the general way
+_CONTROL = bytes(range(0x0A)) + bytes(range(0x0B, 0x20))
+_STAMP_KEY = itemgetter(slice(0, 20))  # b"yyyy-MM-dd HH:mm:ss," (with the separator)
+_MS_KEY = itemgetter(slice(20, 23))
+_MS_DIGITS = {f"{ms:03d}".encode(): f"{ms:03d}".encode() for ms in range(1000)}
+_STARTS_WITH_SPACE = methodcaller("startswith", b" ")
+_USUAL_TYPES = [AttrType.LONG, AttrType.STRING, AttrType.STRING, AttrType.STRING, AttrType.STRING]
+_CACHE_LIMIT = 65_536
+
+
+def _indices(values: list[Any], target: Any) -> list[int]:
+    """Where `target` is in `values` (a C-level scan per hit: for the few hits of a long list)."""
+    found: list[int] = []
+    i = -1
+    try:
+        while True:
+            i = values.index(target, i + 1)
+            found.append(i)
+    except ValueError:
+        return found
+
+
+class UsualLines:
+    """The events of a whole block of log lines of Python logging's usual layout, `%(asctime)s
+    %(levelname)s %(name)s - %(message)s` with `yyyy-MM-dd HH:mm:ss,SSS` (UTC) times, made straight from
+    the bytes in a few C-level passes over the block: each one byte for byte what `LogEvents.encode`
+    gives for the record DEFAULT_PATTERN reads from the line, and valid by construction.
+
+    The block is JSON-escaped once (`\\` and `"`; a block with a control character goes the general
+    way), so each line's message, after its first " - ", is already the inside of its JSON string. The
+    head maps through caches to the JSON around the message: the second (`yyyy-MM-dd HH:mm:ss,`) to the
+    stream and the epoch second's digits (the timestamp is those digits followed by the three of the
+    ms), ` LEVEL logger` to the priority and logger. Each distinct head part is checked once against
+    what DEFAULT_PATTERN and `_split_usual` accept, and seconds and loggers repeat from line to line.
+    A line that does not fit is left to the general way (`feed` hands it to the Assembler)."""
+
+    def __init__(self, events: LogEvents) -> None:
+        self.events = events
+        self._layouts: dict[int, tuple[bytes, ...] | None] = {}  # day -> the constant parts, see _layout
+        self._front: dict[bytes, bytes | None] = {}  # second -> stream and timestamp up to the ms
+        self._middle: dict[bytes, bytes | None] = {}  # second -> the constants after it, logTime up to the ms
+        self._days: dict[bytes, int | None] = {}
+        self._before: dict[bytes, bytes | None] = {}  # ` LEVEL logger` -> priority, up to the message
+        self._after: dict[bytes, bytes | None] = {}  # ` LEVEL logger` -> from the message's end
+        self._level_parts: tuple[bytes, ...] = ()  # the constants _before and _after were made with
+
+    def feed(self, block: bytes, base: int, now_ms: int, assembler: Assembler, batch: EventBatch) -> bool:
+        """`assembler.feed` of each line of `block` (ASCII, complete lines; `base`: its file offset) into
+        `batch`, with the records of usual lines encoded at once. False (nothing done) if the block goes
+        the general way as a whole. A run's last usual line stays open in the assembler: stack trace
+        lines may follow it."""
+        encoded = self.encode(block)
+        if encoded is None:
+            return False
+        definition, values, odd = encoded
+        if not odd:  # (the common case: no per-line offsets needed)
+            start = block.rfind(b"\n", 0, len(block) - 1) + 1  # of the last line
+            if (done := assembler.flush(now_ms)) is not None:
+                batch.append(*done)
+            values.pop()
+            if values:
+                batch.add_encoded(definition, values, base + start)
+            assembler.feed(block[start:-1].decode("ascii"), base + len(block), now_ms)
+            return True
+        lines = block.split(b"\n")
+        lengths = list(accumulate(map(len, lines)))  # the end of line k: base + lengths[k] + k + 1
+        i = 0
+        for k in [*odd, len(values)]:
+            if i < k:  # lines i..k-1 are usual: each starts a record
+                if (done := assembler.flush(now_ms)) is not None:
+                    batch.append(*done)
+                if k - i > 1:
+                    batch.add_encoded(definition, values[i : k - 1], base + lengths[k - 2] + k - 1)
+                assembler.feed(lines[k - 1].decode("ascii"), base + lengths[k - 1] + k, now_ms)
+            if k < len(values):
+                done = assembler.feed(lines[k].decode("ascii"), base + lengths[k] + k + 1, now_ms)
+                if done is not None:
+                    batch.append(*done)
+            i = k + 1
+        return True
+
+    def encode(self, block: bytes) -> tuple[StreamDefinition, list[bytes], list[int]] | None:
+        """One event per line of `block` (ASCII, complete lines), and the indices of the lines that are
+        not of the usual layout (their events are placeholders). None if the block goes the general way
+        as a whole: a control character, usual lines of two days, none at all, or a stream definition
+        whose layout differs from the seed's."""
+        if len(block.translate(None, _CONTROL)) != len(block):
+            return None
+        lines = block.replace(b"\\", b"\\\\").replace(b'"', b'\\"').split(b"\n")
+        lines.pop()  # after the last newline
+        seconds = list(map(_STAMP_KEY, lines))
+        distinct = set(seconds)
+        if len(self._days) + len(distinct) > _CACHE_LIMIT:
+            self._front.clear()
+            self._middle.clear()
+            self._days.clear()
+        for key in distinct.difference(self._days):
+            self._add_second(key)
+        days = set(map(self._days.__getitem__, distinct))
+        days.discard(None)
+        if len(days) != 1:
+            return None
+        day = days.pop()
+        layout = self._layout(day)
+        if layout is None:
+            return None
+        if layout[2:] != self._level_parts or len(self._before) > _CACHE_LIMIT:
+            self._before.clear()
+            self._after.clear()
+            self._level_parts = layout[2:]
+        cuts = list(map(bytes.find, lines, repeat(b" - ")))  # the first " - " ends the head
+        levels = list(map(getitem, lines, map(slice, repeat(23), cuts)))  # b" LEVEL logger"
+        before = list(map(self._before.get, levels))
+        if None in before:  # a level and logger not seen yet, or a line of another layout
+            for i in _indices(before, None):
+                if levels[i] not in self._before:
+                    self._add_level(levels[i])
+                before[i] = self._before[levels[i]]
+        front = list(map(self._front.__getitem__, seconds))
+        middle = list(map(self._middle.__getitem__, seconds))
+        ms = list(map(_MS_KEY, lines))
+        if not (digits := b"".join(ms)).isdigit() or len(digits) != 3 * len(ms):  # (one check for all)
+            ms = list(map(_MS_DIGITS.get, ms))
+        after = list(map(self._after.__getitem__, levels))
+        messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
+        odd: set[int] = set()
+        if -1 in cuts:
+            odd.update(_indices(cuts, -1))
+        if None in front:
+            odd.update(_indices(front, None))
+        if None in ms:
+            odd.update(_indices(ms, None))
+        if None in before:
+            odd.update(_indices(before, None))
+        if b" -  " in block:  # a message that starts with a space: the pattern's `-\s+` would take it
+            odd.update(_indices(list(map(_STARTS_WITH_SPACE, messages)), True))
+        for i in odd:  # (placeholders, so the join below takes every line)
+            front[i] = middle[i] = ms[i] = before[i] = after[i] = b""
+        definition = self.events.stream_for(day * _DAY_MS)
+        events = list(map(b"".join, zip(front, ms, middle, ms, before, messages, after, strict=True)))
+        return definition, events, sorted(odd)
+
+    def _layout(self, day: int) -> tuple[bytes, ...] | None:
+        """The day's event around its values: (up to the timestamp, from there up to logTime, up to the
+        priority, between priority and message, between message and logger, after the logger with an
+        empty stacktrace); None if its definition orders or types them otherwise."""
+        if day not in self._layouts:
+            if len(self._layouts) > 64:
+                self._layouts.clear()
+            definition = self.events.stream_for(day * _DAY_MS)
+            encoder = self.events._column_encoder(definition)
+            parts = encoder.layout if encoder is not None else ()
+            usual = (
+                encoder is not None
+                and encoder.types == _USUAL_TYPES
+                and parts[1::2] == (-1, 0, 1, 2, 3, 4)
+                and len(parts) == 13
+            )
+            constants: list[bytes] = list(parts[0::2]) if usual else []  # type: ignore[arg-type]
+            self._layouts[day] = (
+                (
+                    constants[0],
+                    constants[1],
+                    constants[2],
+                    constants[3] + b'"',
+                    b'"' + constants[4],
+                    constants[5] + b'""' + constants[6],
+                )
+                if usual
+                else None
+            )
+        return self._layouts[day]
+
+    def _add_second(self, key: bytes) -> None:
+        epoch = None
+        if len(key) == 20 and key[19:] in (b",", b"."):
+            second_ms = _second_ms(key[:19].decode("ascii", "replace"))
+            epoch = None if second_ms is None or second_ms < 1000 else second_ms // 1000
+        layout = None if epoch is None else self._layout(epoch // 86_400)
+        if epoch is None or layout is None:
+            self._front[key] = self._middle[key] = self._days[key] = None
+            return
+        digits = str(epoch).encode()
+        self._front[key] = layout[0] + digits
+        self._middle[key] = layout[1] + digits
+        self._days[key] = epoch // 86_400
+
+    def _add_level(self, key: bytes) -> None:
+        found = _level_logger(key[1:].decode("ascii", "replace")) if key[:1] == b" " else None
+        if found is None:
+            self._before[key] = self._after[key] = None
+            return
+        priority, logger = found
+        parts = self._level_parts
+        self._before[key] = parts[0] + msgspec.json.encode(priority) + parts[1]
+        self._after[key] = parts[2] + msgspec.json.encode(logger) + parts[3]
 
 
 class StreamLogHandler(logging.Handler):

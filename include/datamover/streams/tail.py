@@ -45,7 +45,7 @@ from typing import Any, BinaryIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from datamover.streams.logs import Assembler, LineFormat, LogEvents, Records
+from datamover.streams.logs import Assembler, EventBatch, LineFormat, LogEvents, UsualLines
 from datamover.streams.registry import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,8 @@ class FileTailer:
         self._buf = b""  # bytes of an unfinished line
         self._skip_rest = False  # inside a line longer than max_line_bytes
         self._assembler = Assembler(self.fmt, self.options.max_record_chars)
-        self._pending = Records()
+        self._usual = UsualLines(events) if self.fmt.is_default else None
+        self._pending = EventBatch(events)
         self._committed: Position | None = None
         self._ready = False
         self._last_growth = time.monotonic()
@@ -381,7 +382,7 @@ class FileTailer:
 
     def _start(self) -> None:
         self._close_file()
-        self._buf, self._skip_rest, self._pending = b"", False, Records()
+        self._buf, self._skip_rest, self._pending = b"", False, EventBatch(self.events)
         self._assembler.reset()
         self._announced.clear()
         position = self.store.committed(self.path)
@@ -525,6 +526,8 @@ class FileTailer:
                 self._feed(block[pos:nl], base + nl + 1, now_ms)
                 pos = nl + 1
             return
+        if self._usual is not None and self._usual.feed(block, base, now_ms, self._assembler, self._pending):
+            return  # the records of the usual layout's lines encoded at once, the others as below
         text = block.decode("ascii")
         lines = text.split("\n")
         lines.pop()  # after the last newline
@@ -578,7 +581,7 @@ class FileTailer:
     def _drop_unsent_and_seek(self, offset: int) -> None:
         """Truncation: what was read but not committed is gone from the file; start over at `offset`."""
         self._assembler.reset()
-        self._pending = Records()
+        self._pending = EventBatch(self.events)
         self._buf, self._skip_rest = b"", False
         assert self._file is not None
         self._file.fh.seek(offset)
@@ -628,7 +631,7 @@ class FileTailer:
         publisher = EventPublisher(
             collect, self.events_topic, self.definitions_topic, logger=self.log, announced=self._announced
         )
-        runs, problems = self.events.encode_many(self._pending)
+        runs, problems = self._pending.encoded()
         for definition, values in runs:
             publisher.announce(definition)  # its definition first, the first time it is used
             messages.append((self.events_topic, self.key, values))
@@ -645,7 +648,7 @@ class FileTailer:
         self.store.submit(messages, position, self.path, committed)
         # (a batch that fails makes the tailer start over from what Kafka has, so these may run ahead)
         self._announced = set(publisher.announced)
-        self._pending = Records()
+        self._pending = EventBatch(self.events)
         self._committed = position
         self._last_commit = time.monotonic()
 
