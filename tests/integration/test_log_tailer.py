@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from datamover.hooks.streams import file_tailer
@@ -157,6 +157,33 @@ def test_records_with_stack_traces_exactly_once(topics: Topics, tmp_path: Path) 
     assert got[0]["logTime"] == 1795514400001  # 2026-11-24T10:00:00.001Z
     assert got[0]["appName"] == "tailed-app" and got[0]["instance"] == str(log)
     assert set(reader.stream_ids) == {"logs.t1.tailtest.2026.11.24:1.0.0"}
+
+
+def test_a_full_producer_queue_starts_the_transaction_over_exactly_once(
+    topics: Topics, tmp_path: Path
+) -> None:
+    """A batch larger than the producer's queue: the transaction is started over, produced one by one as
+    the queue drains, and every record still arrives once, in order."""
+    log = tmp_path / "app.log"
+    append(log, [line(n) for n in range(3000)])
+    config = topics.config(log, tmp_path)
+    tailer = file_tailer(config, config.files[0], "h.scheduler", definitions=topics.definitions)
+    tailer.store.producer_factory = lambda tid: Producer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "transactional.id": tid,
+            "enable.idempotence": True,
+            "queue.buffering.max.messages": 100,
+        }
+    )
+    thread, stop = start(tailer)
+    try:
+        got = Reader(topics).until(3000)  # (the last one once the file stayed quiet)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert tailer.store.restarted > 0
+    assert [p["message"] for p in got] == [f"line {n:06d}" for n in range(3000)]
 
 
 def test_rotation_truncation_and_restart_lose_nothing_and_repeat_nothing(

@@ -625,11 +625,21 @@ class EventBatch:
         return self.runs, self.problems
 
     def _encode_waiting(self) -> None:
-        if len(self._waiting):
-            runs, problems = self.events.encode_many(self._waiting)
+        waiting = self._waiting
+        if len(waiting) > 4:  # (column by column pays off from a handful of records on)
+            runs, problems = self.events.encode_many(waiting)
             for definition, values in runs:
                 self._add_run(definition, values)
             self.problems += problems
+        else:
+            for record in waiting:
+                try:
+                    definition, value = self.events.encode(record)
+                except ValueError as exc:  # (as encode_many: left out, and why)
+                    self.problems.append(str(exc))
+                    continue
+                self._add_run(definition, [value])
+        if len(waiting):
             self._waiting = Records()
 
     def _add_run(self, definition: StreamDefinition, values: list[bytes]) -> None:
@@ -749,33 +759,37 @@ class UsualLines:
             self._before.clear()
             self._after.clear()
             self._level_parts = layout[2:]
+        # Each check below finds the lines it rejects; a rejected line gets placeholders in the lists
+        # checked after it, so each odd line is looked at once and the join takes every line.
         cuts = list(map(bytes.find, lines, repeat(b" - ")))  # the first " - " ends the head
+        odd = set(_indices(cuts, -1)) if -1 in cuts else set()
         levels = list(map(getitem, lines, map(slice, repeat(23), cuts)))  # b" LEVEL logger"
         before = list(map(self._before.get, levels))
+        for i in odd:
+            before[i] = b""
         if None in before:  # a level and logger not seen yet, or a line of another layout
             for i in _indices(before, None):
                 if levels[i] not in self._before:
                     self._add_level(levels[i])
-                before[i] = self._before[levels[i]]
+                if (value := self._before[levels[i]]) is None:
+                    odd.add(i)
+                before[i] = value or b""
         front = list(map(self._front.__getitem__, seconds))
-        middle = list(map(self._middle.__getitem__, seconds))
-        ms = list(map(_MS_KEY, lines))
-        if not (digits := b"".join(ms)).isdigit() or len(digits) != 3 * len(ms):  # (one check for all)
-            ms = list(map(_MS_DIGITS.get, ms))
-        after = list(map(self._after.__getitem__, levels))
-        messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
-        odd: set[int] = set()
-        if -1 in cuts:
-            odd.update(_indices(cuts, -1))
-        if None in front:
+        for i in odd:
+            front[i] = b""
+        if None in front:  # not a time
             odd.update(_indices(front, None))
-        if None in ms:
-            odd.update(_indices(ms, None))
-        if None in before:
-            odd.update(_indices(before, None))
+        ms = list(map(_MS_KEY, lines))
+        for i in odd:
+            ms[i] = b"000"
+        if not (digits := b"".join(ms)).isdigit() or len(digits) != 3 * len(ms):  # (one check for all)
+            odd.update(i for i, value in enumerate(ms) if value not in _MS_DIGITS)
+        messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
         if b" -  " in block:  # a message that starts with a space: the pattern's `-\s+` would take it
             odd.update(_indices(list(map(_STARTS_WITH_SPACE, messages)), True))
-        for i in odd:  # (placeholders, so the join below takes every line)
+        middle = list(map(self._middle.__getitem__, seconds))
+        after = list(map(self._after.get, levels))
+        for i in odd:
             front[i] = middle[i] = ms[i] = before[i] = after[i] = b""
         definition = self.events.stream_for(day * _DAY_MS)
         events = list(map(b"".join, zip(front, ms, middle, ms, before, messages, after, strict=True)))

@@ -36,9 +36,10 @@ import queue
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate, count
+from itertools import accumulate, count, repeat
 from operator import add, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -132,6 +133,7 @@ class KafkaTransactions:
         self._pending = 0
         self._idle = threading.Condition()
         self._failure: BaseException | None = None
+        self.restarted = 0  # transactions started over because the producer's queue filled up
 
     @property
     def producer(self) -> Producer:
@@ -175,18 +177,14 @@ class KafkaTransactions:
         produce = producer.produce
         try:
             producer.begin_transaction()
-            for topic, key, values in messages:
-                for value in values:
-                    try:
-                        produce(topic, value, key)  # (positional: the keyword form costs twice as much)
-                    except BufferError:  # the queue is full: wait for deliveries, then again
-                        while True:
-                            producer.poll(0.05)
-                            try:
-                                produce(topic, value, key)
-                                break
-                            except BufferError:
-                                continue
+            try:  # each group in one C-level loop (positional: the keyword form costs twice as much)
+                for topic, key, values in messages:
+                    deque(map(produce, repeat(topic), values, repeat(key)), 0)
+            except BufferError:  # the producer's queue filled up: this transaction again, waiting as it fills
+                self.restarted += 1
+                producer.abort_transaction(self.timeout_s)
+                producer.begin_transaction()
+                self._produce_waiting(producer, messages)
             key = self.key.encode()
             while True:
                 try:
@@ -198,6 +196,19 @@ class KafkaTransactions:
         except Exception:
             self.reset(abort=True)
             raise
+
+    @staticmethod
+    def _produce_waiting(producer: Producer, messages: Messages) -> None:
+        """`messages` one by one; while the queue is full, waits for deliveries."""
+        produce = producer.produce
+        for topic, key, values in messages:
+            for value in values:
+                while True:
+                    try:
+                        produce(topic, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
 
     def submit(
         self,
