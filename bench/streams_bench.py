@@ -190,9 +190,10 @@ def run_handler(path: Path, topic: str, lines: int) -> dict[str, float]:
     events = LogEvents(
         stream("logs"), log_identity(LogPublishingConfig(), "bench.worker"), "bench.task", "run"
     )
-    handler = StreamLogHandler(lambda record: channel.publish(events.event(record), "bench.worker"))
+    # what a task's TaskLogs.publish does with each record
+    handler = StreamLogHandler(lambda record: channel.publish_log(events, record, b"bench.worker"))
     # connected, definitions announced, before the clock starts (as the plain twin's list_topics)
-    channel.publish(events.event(Record(int(time.time() * 1000), "INFO", "warm", "up")), "bench.worker")
+    channel.publish_log(events, Record(int(time.time() * 1000), "INFO", "warm", "up"), b"bench.worker")
     assert channel.channel.flush(30) == 0
     logger = _logger(handler)
     messages = _messages(lines)

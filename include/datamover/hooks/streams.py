@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 
 from datamover.hooks.kafka import KafkaHook, SideChannel
 from datamover.streams.definition import Event, StreamDefinition, definitions_topic, stream
-from datamover.streams.logs import LOGS_STREAM, LineFormat, LogEvents, LogIdentity
+from datamover.streams.logs import LOGS_STREAM, LineFormat, LogEvents, LogIdentity, Record
 from datamover.streams.registry import DEFINITIONS_TOPIC_CONFIG, EventPublisher, channel_send
 from datamover.streams.settings import LogFileConfig, LogPublishingConfig
 from datamover.streams.tail import FileTailer, KafkaTransactions, TailOptions, tailer_key
@@ -72,6 +72,12 @@ class StreamChannel:
 
     def publish(self, event: Event, key: bytes | str | None = None) -> bool:
         return self.publisher.publish(event, key)
+
+    def publish_log(self, events: LogEvents, record: Record, key: bytes | None) -> bool:
+        """`record` as an event of its day's log stream: validated and encoded in one step
+        (`LogEvents.encode`), then sent like `publish`. Raises ValueError for a record that fits no event."""
+        definition, value = events.encode(record)
+        return self.publisher.publish_encoded(definition, key, value)
 
     def announce(self, definitions: Iterable[StreamDefinition]) -> None:
         for definition in definitions:

@@ -241,8 +241,7 @@ class TaskLogs:
             self._tap_structlog()
 
     def publish(self, record: Record) -> bool:
-        definition, value = self.events.encode(record)
-        return self.channel.publisher.publish_encoded(definition, self._key, value)
+        return self.channel.publish_log(self.events, record, self._key)
 
     def _tap(self, _logger: Any, _method: str, event_dict: Any) -> Any:
         try:
