@@ -110,7 +110,7 @@ def run_tailer(path: Path, topic: str, lines: int) -> dict[str, float]:
         topic=topic,
         positions_topic=f"bench.positions.{suffix}",
         files=[LogFileConfig(path=str(path), app_name="bench")],
-        tail=TailConfig(poll_interval_s=0.05, batch_records=20000, lock_dir=str(path.parent)),
+        tail=TailConfig(poll_interval_s=0.05, lock_dir=str(path.parent)),  # (the shipped batch bounds)
     )
     tailer = file_tailer(
         config, config.files[0], f"bench-{suffix}", definitions=f"bench.definitions.{suffix}"

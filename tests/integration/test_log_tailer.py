@@ -46,7 +46,9 @@ class Topics:
         self.positions = f"test.positions.{suffix}"
         self.definitions = f"test.definitions.{suffix}"
 
-    def config(self, path: Path, lock_dir: Path, **file: object) -> LogPublishingConfig:
+    def config(
+        self, path: Path, lock_dir: Path, tail: dict[str, int] | None = None, **file: object
+    ) -> LogPublishingConfig:
         return LogPublishingConfig(
             topic=self.events,
             positions_topic=self.positions,
@@ -54,7 +56,11 @@ class Topics:
             alias="tailtest",
             files=[LogFileConfig(path=str(path), app_name="tailed-app", **file)],
             tail=TailConfig(
-                poll_interval_s=0.05, flush_after_s=0.3, rotate_grace_s=0.3, lock_dir=str(lock_dir)
+                poll_interval_s=0.05,
+                flush_after_s=0.3,
+                rotate_grace_s=0.3,
+                lock_dir=str(lock_dir),
+                **(tail or {}),
             ),
         )
 
@@ -184,6 +190,26 @@ def test_a_full_producer_queue_starts_the_transaction_over_exactly_once(
         thread.join(30)
     assert tailer.store.restarted > 0
     assert [p["message"] for p in got] == [f"line {n:06d}" for n in range(3000)]
+
+
+def test_batch_bytes_bound_each_transaction_and_a_longer_line_is_cut(topics: Topics, tmp_path: Path) -> None:
+    """batch_bytes ends a transaction after that many bytes of the file; a line longer than it is cut at
+    max_line_bytes as always, and the lines after it follow."""
+    log = tmp_path / "app.log"
+    first = [line(n) for n in range(20_000)]  # ~1.1 MB
+    append(log, [*first, f"{line(20_000)} {'x' * 600_000}", *[line(n) for n in range(20_001, 20_101)]])
+    config = topics.config(log, tmp_path, tail={"batch_bytes": 256 * 1024})
+    tailer = file_tailer(config, config.files[0], "h.scheduler", definitions=topics.definitions)
+    thread, stop = start(tailer)
+    try:
+        got = Reader(topics).until(20_101)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [p["message"] for p in got[:20_000]] == [f"line {n:06d}" for n in range(20_000)]
+    assert got[20_000]["message"].startswith("line 020000 xxx") and len(got[20_000]["message"]) < 70_000
+    assert [p["message"] for p in got[20_001:]] == [f"line {n:06d}" for n in range(20_001, 20_101)]
+    assert tailer.transactions >= 5  # 1.7 MB in transactions of at most 256 KiB plus one read
 
 
 def test_rotation_truncation_and_restart_lose_nothing_and_repeat_nothing(

@@ -191,6 +191,7 @@ def file_tailer(
             flush_after_s=tail.flush_after_s,
             rotate_grace_s=tail.rotate_grace_s,
             batch_records=tail.batch_records,
+            batch_bytes=tail.batch_bytes,
             start_at_end=file.start_at == "end",
             rotated=tuple(file.rotated),
             **({"lock_dir": tail.lock_dir} if tail.lock_dir else {}),

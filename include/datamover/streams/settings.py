@@ -135,7 +135,9 @@ class TailConfig(ConfigModel):
     poll_interval_s: float = Field(default=0.25, gt=0)
     flush_after_s: float = Field(default=1.0, ge=0)
     rotate_grace_s: float = Field(default=1.0, ge=0)
-    batch_records: int = Field(default=2000, ge=1)
+    # a Kafka transaction's bounds, whichever comes first: records, and bytes of the file read
+    batch_records: int = Field(default=20_000, ge=1)
+    batch_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     lock_dir: str | None = None  # None: the system temp folder
 
 

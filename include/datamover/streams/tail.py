@@ -94,7 +94,9 @@ class TailOptions:
     poll_interval_s: float = 0.25
     flush_after_s: float = 1.0  # an open record is complete once the file was quiet this long
     rotate_grace_s: float = 1.0  # a rotated file is done once it stayed unchanged this long
-    batch_records: int = 2000  # records per transaction (plus those of the last chunk read)
+    # a transaction's bounds, whichever comes first (plus the last chunk read): records, and bytes of the file
+    batch_records: int = 20_000
+    batch_bytes: int = 8 * 1024 * 1024
     read_chunk: int = 256 * 1024  # one read; its complete lines are parsed and encoded together
     max_line_bytes: int = 64 * 1024  # longer lines are cut (the rest of the line is skipped)
     max_record_chars: int = 256 * 1024  # stack trace bound per record
@@ -326,6 +328,7 @@ class FileTailer:
         self._assembler = Assembler(self.fmt, self.options.max_record_chars)
         self._usual = UsualLines(events) if self.fmt.is_default else None
         self._pending = EventBatch(events)
+        self._batch_bytes = 0  # of the file read since the last commit
         self._committed: Position | None = None
         self._ready = False
         self._last_growth = time.monotonic()
@@ -394,6 +397,7 @@ class FileTailer:
     def _start(self) -> None:
         self._close_file()
         self._buf, self._skip_rest, self._pending = b"", False, EventBatch(self.events)
+        self._batch_bytes = 0
         self._assembler.reset()
         self._announced.clear()
         position = self.store.committed(self.path)
@@ -480,9 +484,7 @@ class FileTailer:
         read_any = self._read(now_ms)
         if not read_any:
             self._idle(now_ms)
-        if self._pending and (
-            len(self._pending) >= self.options.batch_records or not read_any or self._commit_due()
-        ):
+        if self._pending and (not read_any or self._batch_full() or self._commit_due()):
             self._commit()
             return True
         if not read_any and time.monotonic() - self._last_commit >= self.options.refresh_position_s:
@@ -492,6 +494,10 @@ class FileTailer:
     def _commit_due(self) -> bool:
         return time.monotonic() - self._last_commit >= 0.2
 
+    def _batch_full(self) -> bool:
+        options = self.options
+        return len(self._pending) >= options.batch_records or self._batch_bytes >= options.batch_bytes
+
     def _read(self, now_ms: int) -> bool:
         if self._file is None:
             self._file = self._open(self.path)
@@ -500,11 +506,12 @@ class FileTailer:
                 return False
         got = False
         max_line = self.options.max_line_bytes
-        while len(self._pending) < self.options.batch_records:
+        while not (self._pending and self._batch_full()):  # (with nothing pending, nothing to bound)
             chunk = self._file.fh.read(self.options.read_chunk)
             if not chunk:
                 break
             got = True
+            self._batch_bytes += len(chunk)
             start = self._offset - len(self._buf)
             self._offset += len(chunk)
             data = self._buf + chunk
@@ -593,6 +600,7 @@ class FileTailer:
         """Truncation: what was read but not committed is gone from the file; start over at `offset`."""
         self._assembler.reset()
         self._pending = EventBatch(self.events)
+        self._batch_bytes = 0
         self._buf, self._skip_rest = b"", False
         assert self._file is not None
         self._file.fh.seek(offset)
@@ -660,6 +668,7 @@ class FileTailer:
         # (a batch that fails makes the tailer start over from what Kafka has, so these may run ahead)
         self._announced = set(publisher.announced)
         self._pending = EventBatch(self.events)
+        self._batch_bytes = 0
         self._committed = position
         self._last_commit = time.monotonic()
 
