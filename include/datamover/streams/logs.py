@@ -183,7 +183,7 @@ class LogEvents:
         for start, stop in pairwise(bounds):
             part = records if (start, stop) == (0, len(times)) else records.slice(start, stop)
             definition = self.stream_for(part.times[0])
-            encoder = self._column_encoder(definition)
+            encoder = self.column_encoder(definition)
             columns = (part.times, part.priorities, part.messages, part.loggers, part.stacktraces)
             values = encoder.encode(columns, part.times) if encoder is not None else None
             if values is None:  # record by record: the ones that fit are sent, the others named
@@ -196,7 +196,9 @@ class LogEvents:
             runs.append((definition, values))
         return runs, problems
 
-    def _column_encoder(self, definition: StreamDefinition) -> ColumnEncoder | None:
+    def column_encoder(self, definition: StreamDefinition) -> ColumnEncoder | None:
+        """`definition`'s ColumnEncoder with this publisher's identity fixed and the record's attributes
+        varying (in `_VARYING` order); None if the identity does not fit it. The last one is kept."""
         if self._columns is None or self._columns[0] is not definition:
             identity = self.identity
             fixed = {
@@ -796,14 +798,15 @@ class UsualLines:
         return definition, events, sorted(odd)
 
     def _layout(self, day: int) -> tuple[bytes, ...] | None:
-        """The day's event around its values: (up to the timestamp, from there up to logTime, up to the
-        priority, between priority and message, between message and logger, after the logger with an
-        empty stacktrace); None if its definition orders or types them otherwise."""
+        """The constant parts of the day's events: up to the timestamp, from it up to logTime, from logTime
+        up to the priority, from the priority up to the message's opening quote, from the closing quote up
+        to the logger, and the rest with an empty stacktrace. None if the day's definition orders or types
+        the varying attributes otherwise (its lines then go the general way)."""
         if day not in self._layouts:
             if len(self._layouts) > 64:
                 self._layouts.clear()
             definition = self.events.stream_for(day * _DAY_MS)
-            encoder = self.events._column_encoder(definition)
+            encoder = self.events.column_encoder(definition)
             parts = encoder.layout if encoder is not None else ()
             usual = (
                 encoder is not None
