@@ -112,6 +112,7 @@ _VARYING = (
     ("payload", "stacktrace"),
 )
 _DAY_MS = 86_400_000
+_FEW_RECORDS = 4  # encode_many encodes up to this many records one by one
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ class LogEvents:
         """The records' events, validated and encoded, as runs of one stream each (a new day starts a
         new stream), in record order; and why records were left out (a record that fits no event: a
         bug). Encoded column by column (`ColumnEncoder`): the identity is checked once per stream, the
-        per-record values column by column; if a column does not fit, record by record."""
+        per-record values column by column; if a column does not fit, record by record (as a handful of
+        records is anyway: the column set-up costs more than it saves there)."""
         times = records.times
         if not times:
             return [], []
@@ -185,7 +187,8 @@ class LogEvents:
             definition = self.stream_for(part.times[0])
             encoder = self.column_encoder(definition)
             columns = (part.times, part.priorities, part.messages, part.loggers, part.stacktraces)
-            values = encoder.encode(columns, part.times) if encoder is not None else None
+            few = len(part.times) <= _FEW_RECORDS
+            values = encoder.encode(columns, part.times) if encoder is not None and not few else None
             if values is None:  # record by record: the ones that fit are sent, the others named
                 values = []
                 for record in part:
@@ -627,24 +630,16 @@ class EventBatch:
         return self.runs, self.problems
 
     def _encode_waiting(self) -> None:
-        waiting = self._waiting
-        if len(waiting) > 4:  # (column by column pays off from a handful of records on)
-            runs, problems = self.events.encode_many(waiting)
+        if len(self._waiting):
+            runs, problems = self.events.encode_many(self._waiting)
             for definition, values in runs:
                 self._add_run(definition, values)
             self.problems += problems
-        else:
-            for record in waiting:
-                try:
-                    definition, value = self.events.encode(record)
-                except ValueError as exc:  # (as encode_many: left out, and why)
-                    self.problems.append(str(exc))
-                    continue
-                self._add_run(definition, [value])
-        if len(waiting):
             self._waiting = Records()
 
     def _add_run(self, definition: StreamDefinition, values: list[bytes]) -> None:
+        if not values:  # (every record of it left out)
+            return
         if self.runs and self.runs[-1][0].stream_id == definition.stream_id:
             self.runs[-1][1].extend(values)
         else:

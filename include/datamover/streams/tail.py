@@ -187,13 +187,7 @@ class KafkaTransactions:
                 producer.abort_transaction(self.timeout_s)
                 producer.begin_transaction()
                 self._produce_waiting(producer, messages)
-            key = self.key.encode()
-            while True:
-                try:
-                    producer.produce(self.positions_topic, key=key, value=position.to_json(path), partition=0)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            _produce_when_room(producer, self.positions_topic, position.to_json(path), self.key.encode(), 0)
             producer.commit_transaction(self.timeout_s)
         except Exception:
             self.reset(abort=True)
@@ -201,16 +195,10 @@ class KafkaTransactions:
 
     @staticmethod
     def _produce_waiting(producer: Producer, messages: Messages) -> None:
-        """`messages` one by one; while the queue is full, waits for deliveries."""
-        produce = producer.produce
+        """`messages` one by one, each as soon as the queue has room."""
         for topic, key, values in messages:
             for value in values:
-                while True:
-                    try:
-                        produce(topic, value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                _produce_when_room(producer, topic, value, key)
 
     def submit(
         self,
@@ -282,6 +270,18 @@ class KafkaTransactions:
             self._consumer = None
 
 
+def _produce_when_room(
+    producer: Producer, topic: str, value: bytes, key: bytes | None, partition: int = -1
+) -> None:
+    """One message; while the producer's queue is full, waits for deliveries (-1: any partition)."""
+    while True:
+        try:
+            producer.produce(topic, value, key, partition)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 @dataclass
 class _OpenFile:
     fh: BinaryIO
@@ -327,8 +327,9 @@ class FileTailer:
         self._skip_rest = False  # inside a line longer than max_line_bytes
         self._assembler = Assembler(self.fmt, self.options.max_record_chars)
         self._usual = UsualLines(events) if self.fmt.is_default else None
-        self._pending = EventBatch(events)
-        self._batch_bytes = 0  # of the file read since the last commit
+        self._pending: EventBatch
+        self._batch_bytes: int  # of the file read since the last commit
+        self._new_batch()
         self._committed: Position | None = None
         self._ready = False
         self._last_growth = time.monotonic()
@@ -396,8 +397,8 @@ class FileTailer:
 
     def _start(self) -> None:
         self._close_file()
-        self._buf, self._skip_rest, self._pending = b"", False, EventBatch(self.events)
-        self._batch_bytes = 0
+        self._buf, self._skip_rest = b"", False
+        self._new_batch()
         self._assembler.reset()
         self._announced.clear()
         position = self.store.committed(self.path)
@@ -493,6 +494,11 @@ class FileTailer:
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._last_commit >= 0.2
+
+    def _new_batch(self) -> None:
+        """Nothing pending (committed, or dropped to be read again)."""
+        self._pending = EventBatch(self.events)
+        self._batch_bytes = 0
 
     def _batch_full(self) -> bool:
         options = self.options
@@ -599,8 +605,7 @@ class FileTailer:
     def _drop_unsent_and_seek(self, offset: int) -> None:
         """Truncation: what was read but not committed is gone from the file; start over at `offset`."""
         self._assembler.reset()
-        self._pending = EventBatch(self.events)
-        self._batch_bytes = 0
+        self._new_batch()
         self._buf, self._skip_rest = b"", False
         assert self._file is not None
         self._file.fh.seek(offset)
@@ -667,8 +672,7 @@ class FileTailer:
         self.store.submit(messages, position, self.path, committed)
         # (a batch that fails makes the tailer start over from what Kafka has, so these may run ahead)
         self._announced = set(publisher.announced)
-        self._pending = EventBatch(self.events)
-        self._batch_bytes = 0
+        self._new_batch()
         self._committed = position
         self._last_commit = time.monotonic()
 
