@@ -128,9 +128,17 @@ class StatusBoard:
         since_ms = int((time.time() - self.lookback_s) * 1000)
         wanted = [TopicPartition(self.topic, p, since_ms) for p in sorted(topic.partitions)]
         offsets = consumer.offsets_for_times(wanted, timeout=10)
-        # a partition with nothing newer than since_ms answers -1 (end): start at its end then
+        # A partition with nothing newer than since_ms answers -1. Start at its end as of now, as a number:
+        # the symbolic end is resolved only at the first fetch, and a message sent in between was skipped.
         consumer.assign(
-            [TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else -1) for tp in offsets]
+            [
+                TopicPartition(
+                    self.topic,
+                    tp.partition,
+                    tp.offset if tp.offset >= 0 else consumer.get_watermark_offsets(tp, timeout=10)[1],
+                )
+                for tp in offsets
+            ]
         )
         return True
 
