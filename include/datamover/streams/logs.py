@@ -650,6 +650,7 @@ class EventBatch:
 _CONTROL = bytes(range(0x0A)) + bytes(range(0x0B, 0x20))
 _STAMP_KEY = itemgetter(slice(0, 20))  # b"yyyy-MM-dd HH:mm:ss," (with the separator)
 _MS_KEY = itemgetter(slice(20, 23))
+_LEVEL_KEY = itemgetter(slice(23, None))  # of the head before the first " - ": b" LEVEL logger"
 _MS_DIGITS = {f"{ms:03d}".encode(): f"{ms:03d}".encode() for ms in range(1000)}
 _STARTS_WITH_SPACE = methodcaller("startswith", b" ")
 _USUAL_TYPES = [AttrType.LONG, AttrType.STRING, AttrType.STRING, AttrType.STRING, AttrType.STRING]
@@ -697,10 +698,10 @@ class UsualLines:
         `batch`, with the records of usual lines encoded at once. False (nothing done) if the block goes
         the general way as a whole. A run's last usual line stays open in the assembler: stack trace
         lines may follow it."""
-        encoded = self.encode(block)
+        encoded = self._encode(block)
         if encoded is None:
             return False
-        definition, values, odd = encoded
+        definition, values, odd, lines = encoded
         if not odd:  # (the common case: no per-line offsets needed)
             start = block.rfind(b"\n", 0, len(block) - 1) + 1  # of the last line
             if (done := assembler.flush(now_ms)) is not None:
@@ -710,7 +711,8 @@ class UsualLines:
                 batch.add_encoded(definition, values, base + start)
             assembler.feed(block[start:-1].decode("ascii"), base + len(block), now_ms)
             return True
-        lines = block.split(b"\n")
+        if lines is None:  # (escaping changed some line: the raw ones for the assembler)
+            lines = block.split(b"\n")
         lengths = list(accumulate(map(len, lines)))  # the end of line k: base + lengths[k] + k + 1
         i = 0
         for k in [*odd, len(values)]:
@@ -732,9 +734,17 @@ class UsualLines:
         not of the usual layout (their events are placeholders). None if the block goes the general way
         as a whole: a control character, usual lines of two days, none at all, or a stream definition
         whose layout differs from the seed's."""
+        encoded = self._encode(block)
+        return None if encoded is None else encoded[:3]
+
+    def _encode(
+        self, block: bytes
+    ) -> tuple[StreamDefinition, list[bytes], list[int], list[bytes] | None] | None:
+        """`encode`, and the block's lines as they are when escaping changed none (else None)."""
         if len(block.translate(None, _CONTROL)) != len(block):
             return None
-        lines = block.replace(b"\\", b"\\\\").replace(b'"', b'\\"').split(b"\n")
+        escaped = block.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        lines = escaped.split(b"\n")
         lines.pop()  # after the last newline
         seconds = list(map(_STAMP_KEY, lines))
         distinct = set(seconds)
@@ -758,9 +768,9 @@ class UsualLines:
             self._level_parts = layout[2:]
         # Each check below finds the lines it rejects; a rejected line gets placeholders in the lists
         # checked after it, so each odd line is looked at once and the join takes every line.
-        cuts = list(map(bytes.find, lines, repeat(b" - ")))  # the first " - " ends the head
-        odd = set(_indices(cuts, -1)) if -1 in cuts else set()
-        levels = list(map(getitem, lines, map(slice, repeat(23), cuts)))  # b" LEVEL logger"
+        heads, separators, messages = zip(*map(bytes.partition, lines, repeat(b" - ")), strict=True)
+        odd = set(_indices(separators, b"")) if b"" in separators else set()  # no " - " to end the head
+        levels = list(map(_LEVEL_KEY, heads))  # b" LEVEL logger"
         before = list(map(self._before.get, levels))
         for i in odd:
             before[i] = b""
@@ -781,7 +791,6 @@ class UsualLines:
             ms[i] = b"000"
         if not (digits := b"".join(ms)).isdigit() or len(digits) != 3 * len(ms):  # (one check for all)
             odd.update(i for i, value in enumerate(ms) if value not in _MS_DIGITS)
-        messages = list(map(getitem, lines, map(slice, map(add, cuts, repeat(3)), repeat(None))))
         if b" -  " in block:  # a message that starts with a space: the pattern's `-\s+` would take it
             odd.update(_indices(list(map(_STARTS_WITH_SPACE, messages)), True))
         middle = list(map(self._middle.__getitem__, seconds))
@@ -790,7 +799,7 @@ class UsualLines:
             front[i] = middle[i] = ms[i] = before[i] = after[i] = b""
         definition = self.events.stream_for(day * _DAY_MS)
         events = list(map(b"".join, zip(front, ms, middle, ms, before, messages, after, strict=True)))
-        return definition, events, sorted(odd)
+        return definition, events, sorted(odd), lines if len(escaped) == len(block) else None
 
     def _layout(self, day: int) -> tuple[bytes, ...] | None:
         """The constant parts of the day's events: up to the timestamp, from it up to logTime, from logTime
