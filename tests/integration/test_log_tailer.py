@@ -3,6 +3,7 @@ rotation, truncation, a graceful restart and a SIGKILL mid-stream."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from datamover.hooks.streams import file_tailer
 from datamover.streams.registry import DefinitionRegistry
@@ -190,6 +191,47 @@ def test_a_full_producer_queue_starts_the_transaction_over_exactly_once(
         thread.join(30)
     assert tailer.store.restarted > 0
     assert [p["message"] for p in got] == [f"line {n:06d}" for n in range(3000)]
+
+
+def test_a_file_keeps_the_partition_its_key_gives_and_its_order(topics: Topics, tmp_path: Path) -> None:
+    """With several partitions, every event of a file goes, in order and with the file's key, to the
+    partition a plain keyed produce lands in (the tailer works it out once instead of per message)."""
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    scratch = f"test.partitioner.{uuid.uuid4().hex[:12]}"
+    for future in admin.create_topics([NewTopic(topics.events, 5, 1), NewTopic(scratch, 5, 1)]).values():
+        future.result()
+    log = tmp_path / "app.log"
+    append(log, [line(n) for n in range(500)])
+    config = topics.config(log, tmp_path)
+    tailer = file_tailer(config, config.files[0], "h.scheduler", definitions=topics.definitions)
+    landed: list[int] = []
+    plain = Producer({"bootstrap.servers": BOOTSTRAP})
+    plain.produce(scratch, b"x", tailer.key, on_delivery=lambda err, msg: landed.append(msg.partition()))
+    assert plain.flush(10) == 0
+    thread, stop = start(tailer)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": BOOTSTRAP,
+            "group.id": f"reader-{uuid.uuid4()}",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(topics.events, p, OFFSET_BEGINNING) for p in range(5)])
+    got: list[tuple[int, bytes | None, str]] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < 500 and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.2):
+                if message.error() is None:
+                    payload = json.loads(message.value())["payload"]
+                    got.append((message.partition(), message.key(), payload["message"]))
+    finally:
+        stop.set()
+        thread.join(30)
+        consumer.close()
+        admin.delete_topics([scratch])
+    assert {(partition, key) for partition, key, _ in got} == {(landed[0], tailer.key)}
+    assert [message for _, _, message in got] == [f"line {n:06d}" for n in range(500)]
 
 
 def test_batch_bytes_bound_each_transaction_and_a_longer_line_is_cut(topics: Topics, tmp_path: Path) -> None:

@@ -176,6 +176,7 @@ def file_tailer(
         ),
         positions_topic=config.positions_topic,
         key=tailer_key(member_id, file.path),
+        hash_keys=client.get("partitioner", "consistent_random") in ("consistent", "consistent_random"),
     )
     identity = log_identity(config, member_id, file.alias)
     tail = config.tail
