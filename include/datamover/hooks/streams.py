@@ -17,7 +17,7 @@ from datamover.streams.definition import Event, StreamDefinition, definitions_to
 from datamover.streams.logs import LOGS_STREAM, LineFormat, LogEvents, LogIdentity, Record
 from datamover.streams.registry import DEFINITIONS_TOPIC_CONFIG, EventPublisher, channel_send
 from datamover.streams.settings import LogFileConfig, LogPublishingConfig
-from datamover.streams.tail import FileTailer, KafkaTransactions, TailOptions, tailer_key
+from datamover.streams.tail import DEFAULT_PARTITIONER, FileTailer, KafkaTransactions, TailOptions, tailer_key
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def file_tailer(
         ),
         positions_topic=config.positions_topic,
         key=tailer_key(member_id, file.path),
-        hash_keys=client.get("partitioner", "consistent_random") in ("consistent", "consistent_random"),
+        partitioner=client.get("partitioner", DEFAULT_PARTITIONER),
     )
     identity = log_identity(config, member_id, file.alias)
     tail = config.tail

@@ -57,6 +57,8 @@ SIG_BYTES = 1024  # a file is recognised by its inode and the hash of (up to) it
 # what one transaction produces before the position: (topic, key, values) groups, in order
 Messages = list[tuple[str, bytes | None, list[bytes]]]
 _STRIP_CR = methodcaller("removesuffix", "\r")
+DEFAULT_PARTITIONER = "consistent_random"  # librdkafka's `partitioner` when none is configured
+_CRC32_PARTITIONERS = frozenset({"consistent", "consistent_random"})  # a key's partition: CRC-32 mod count
 
 
 @dataclass(frozen=True)
@@ -122,15 +124,14 @@ class KafkaTransactions:
         positions_topic: str,
         key: str,
         timeout_s: float = 30,
-        hash_keys: bool = True,
+        partitioner: str = DEFAULT_PARTITIONER,
     ) -> None:
         self.producer_factory = producer_factory
         self.consumer_factory = consumer_factory
         self.positions_topic = positions_topic
         self.key = key
         self.timeout_s = timeout_s
-        # the producer's partitioner is librdkafka's default (consistent_random): see _partition_of
-        self.hash_keys = hash_keys
+        self.hash_keys = partitioner in _CRC32_PARTITIONERS  # (the producer's `partitioner`): _partition_of
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
