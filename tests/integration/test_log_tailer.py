@@ -3,7 +3,6 @@ rotation, truncation, a graceful restart and a SIGKILL mid-stream."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -79,12 +78,15 @@ def topics() -> Iterator[Topics]:
 
 
 class Reader:
-    """Reads the events topic with read_committed and decodes with the published definitions only."""
+    """Reads the events topic (its first `partitions`) with read_committed and decodes with the published
+    definitions only."""
 
-    def __init__(self, topics: Topics) -> None:
+    def __init__(self, topics: Topics, partitions: int = 1) -> None:
         self.topics = topics
+        self.partitions = partitions
         self.payloads: list[dict] = []
         self.stream_ids: list[str] = []
+        self.placements: list[tuple[int, bytes | None]] = []  # each event's partition and key
         self._consumer: Consumer | None = None
         self._registry: DefinitionRegistry | None = None
 
@@ -106,7 +108,9 @@ class Reader:
                 assert time.monotonic() < deadline, "events topic never created"
                 time.sleep(0.2)
             self._consumer = self._make()
-            self._consumer.assign([TopicPartition(self.topics.events, 0, OFFSET_BEGINNING)])
+            self._consumer.assign(
+                [TopicPartition(self.topics.events, p, OFFSET_BEGINNING) for p in range(self.partitions)]
+            )
             self._registry = DefinitionRegistry(self._make(), self.topics.definitions)
         extra_until = None
         while True:
@@ -121,6 +125,7 @@ class Reader:
                     definition, doc = self._registry.decode(message.value())
                     self.stream_ids.append(definition.stream_id)
                     self.payloads.append(doc["payload"])
+                    self.placements.append((message.partition(), message.key()))
 
     def messages(self) -> list[str]:
         return [p["message"] for p in self.payloads]
@@ -209,29 +214,15 @@ def test_a_file_keeps_the_partition_its_key_gives_and_its_order(topics: Topics, 
     plain.produce(scratch, b"x", tailer.key, on_delivery=lambda err, msg: landed.append(msg.partition()))
     assert plain.flush(10) == 0
     thread, stop = start(tailer)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": BOOTSTRAP,
-            "group.id": f"reader-{uuid.uuid4()}",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(topics.events, p, OFFSET_BEGINNING) for p in range(5)])
-    got: list[tuple[int, bytes | None, str]] = []
-    deadline = time.monotonic() + 60
+    reader = Reader(topics, partitions=5)
     try:
-        while len(got) < 500 and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.2):
-                if message.error() is None:
-                    payload = json.loads(message.value())["payload"]
-                    got.append((message.partition(), message.key(), payload["message"]))
+        got = reader.until(500)
     finally:
         stop.set()
         thread.join(30)
-        consumer.close()
         admin.delete_topics([scratch])
-    assert {(partition, key) for partition, key, _ in got} == {(landed[0], tailer.key)}
-    assert [message for _, _, message in got] == [f"line {n:06d}" for n in range(500)]
+    assert set(reader.placements) == {(landed[0], tailer.key)}
+    assert [p["message"] for p in got] == [f"line {n:06d}" for n in range(500)]
 
 
 def test_batch_bytes_bound_each_transaction_and_a_longer_line_is_cut(topics: Topics, tmp_path: Path) -> None:
