@@ -131,7 +131,7 @@ class KafkaTransactions:
         self.positions_topic = positions_topic
         self.key = key
         self.timeout_s = timeout_s
-        self.hash_keys = partitioner in _CRC32_PARTITIONERS  # (the producer's `partitioner`): _partition_of
+        self._hash_keys = partitioner in _CRC32_PARTITIONERS  # the producer's; whether _partition_of may pin
         self._partitions: dict[tuple[str, bytes], int] = {}
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
@@ -214,7 +214,7 @@ class KafkaTransactions:
         key, with another partitioner configured, or without the topic's metadata. (A topic that gains
         partitions keeps a tailer's events in the partition it started with, in order, until its
         producer is replaced.)"""
-        if key is None or not self.hash_keys:
+        if key is None or not self._hash_keys:
             return -1
         partition = self._partitions.get((topic, key))
         if partition is None:
